@@ -12,6 +12,7 @@
 //! - the topic each record type lives on ([`topics`]);
 //! - JSON Schema documents for what external producers send ([`json_schema`]).
 
+pub mod duration;
 mod envelope;
 mod error;
 pub mod json_schema;

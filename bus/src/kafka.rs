@@ -1,0 +1,353 @@
+//! The Kafka backend, through rdkafka (librdkafka).
+//!
+//! Producer: idempotent (`enable.idempotence=true`, hence `acks=all` and ordered
+//! retries), lz4-compressed by default, retrying until `message.timeout.ms` while the
+//! broker is away. A produce future resolves when the broker acknowledged the record.
+//!
+//! Consumer: a group member with manual commits (`enable.auto.commit=false`) that
+//! starts from the group's committed offsets (earliest where there are none).
+//! librdkafka reconnects by itself when a broker comes back.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer as _, StreamConsumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
+use rdkafka::util::Timeout;
+use rdkafka::{Offset, TopicPartitionList};
+
+use crate::config::KafkaConfig;
+use crate::{BusError, OutRecord, Position, Record, Result, TopicSpec};
+
+#[derive(Clone)]
+pub struct KafkaLog {
+    cfg: Arc<KafkaConfig>,
+    producer: FutureProducer,
+}
+
+impl KafkaLog {
+    /// The client config every producer, consumer and admin client starts from.
+    pub fn client_config(cfg: &KafkaConfig) -> ClientConfig {
+        let mut c = ClientConfig::new();
+        c.set("bootstrap.servers", cfg.brokers.join(","))
+            .set("client.id", &cfg.client_id)
+            .set("broker.address.family", "v4")
+            .set("reconnect.backoff.ms", "100")
+            .set("reconnect.backoff.max.ms", "2000");
+        for (k, v) in &cfg.properties {
+            c.set(k, v);
+        }
+        c
+    }
+
+    pub async fn connect(cfg: &KafkaConfig) -> Result<KafkaLog> {
+        let mut pc = Self::client_config(cfg);
+        pc.set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("compression.type", &cfg.compression)
+            .set("linger.ms", "5")
+            .set("message.timeout.ms", "300000");
+        for (k, v) in &cfg.properties {
+            pc.set(k, v);
+        }
+        let producer: FutureProducer = pc.create()?;
+        Ok(KafkaLog {
+            cfg: Arc::new(cfg.clone()),
+            producer,
+        })
+    }
+
+    pub async fn ensure_topics(&self, specs: &[TopicSpec]) -> Result<()> {
+        let admin: AdminClient<DefaultClientContext> = Self::client_config(&self.cfg).create()?;
+        let configs: Vec<(String, String, Option<String>)> = specs
+            .iter()
+            .map(|s| {
+                (
+                    s.retention.as_millis().to_string(),
+                    if s.compacted { "compact" } else { "delete" }.to_string(),
+                    s.retention_bytes.map(|b| b.to_string()),
+                )
+            })
+            .collect();
+        let topics: Vec<NewTopic> = specs
+            .iter()
+            .zip(&configs)
+            .map(|(s, (ms, policy, bytes))| {
+                let mut t = NewTopic::new(&s.name, s.partitions, TopicReplication::Fixed(self.cfg.replication_factor as i32))
+                    .set("retention.ms", ms)
+                    .set("cleanup.policy", policy);
+                if let Some(b) = bytes {
+                    t = t.set("retention.bytes", b);
+                }
+                t
+            })
+            .collect();
+        let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+        let results = admin.create_topics(topics.iter(), &opts).await?;
+        for r in results {
+            match r {
+                Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                Err((topic, code)) => {
+                    return Err(BusError::CreateTopic {
+                        topic,
+                        message: code.to_string(),
+                    });
+                }
+            }
+        }
+        // Wait until the metadata shows every topic, so the first produce finds it.
+        let probe: BaseConsumer = Self::client_config(&self.cfg).create()?;
+        for s in specs {
+            let name = s.name.clone();
+            let mut ok = false;
+            for _ in 0..50 {
+                let md = tokio::task::block_in_place(|| probe.fetch_metadata(Some(&name), Duration::from_secs(5)));
+                if md.is_ok_and(|m| m.topics().iter().any(|t| t.name() == name && t.error().is_none() && !t.partitions().is_empty())) {
+                    ok = true;
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            if !ok {
+                return Err(BusError::CreateTopic {
+                    topic: name,
+                    message: "not visible in the metadata after creation".into(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    pub async fn produce_batch(&self, topic: &str, records: Vec<OutRecord>) -> Result<Vec<Position>> {
+        let mut futs = Vec::with_capacity(records.len());
+        for r in &records {
+            let mut headers = OwnedHeaders::new_with_capacity(r.headers.len());
+            for (k, v) in &r.headers {
+                headers = headers.insert(Header {
+                    key: k,
+                    value: Some(v.as_slice()),
+                });
+            }
+            let rec = FutureRecord::to(topic).key(&r.key).payload(&r.value).headers(headers);
+            // Queue all first (in order), then wait: one round trip per batch.
+            let fut = loop {
+                match self.producer.send_result(rec_clone(&rec)) {
+                    Ok(f) => break f,
+                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
+                    Err((e, _)) => return Err(e.into()),
+                }
+            };
+            futs.push(fut);
+        }
+        let mut out = Vec::with_capacity(futs.len());
+        for f in futs {
+            match f.await {
+                Ok(Ok(d)) => out.push(Position {
+                    partition: d.partition,
+                    offset: d.offset,
+                }),
+                Ok(Err((e, _))) => return Err(e.into()),
+                Err(_) => return Err(BusError::Closed),
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn consumer(&self, group: &str, topics: &[&str]) -> Result<KafkaConsumer> {
+        let mut c = Self::client_config(&self.cfg);
+        c.set("group.id", group)
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("session.timeout.ms", "10000")
+            .set("heartbeat.interval.ms", "1000")
+            .set("enable.partition.eof", "false");
+        let consumer: StreamConsumer = c.create()?;
+        consumer.subscribe(topics)?;
+        Ok(KafkaConsumer {
+            consumer: Arc::new(consumer),
+            group: group.to_string(),
+        })
+    }
+
+    fn base_consumer(&self) -> Result<BaseConsumer> {
+        let mut c = Self::client_config(&self.cfg);
+        c.set("group.id", format!("{}-reader", self.cfg.client_id))
+            .set("enable.auto.commit", "false")
+            .set("enable.partition.eof", "true");
+        Ok(c.create()?)
+    }
+
+    pub async fn read(&self, topic: &str, partition: i32, offset: i64, max: usize) -> Result<Vec<Record>> {
+        let (low, high) = self.watermarks(topic, partition).await?;
+        let start = offset.max(low);
+        if start >= high || max == 0 {
+            return Ok(Vec::new());
+        }
+        let c = self.base_consumer()?;
+        let topic = topic.to_string();
+        tokio::task::spawn_blocking(move || -> Result<Vec<Record>> {
+            let mut tpl = TopicPartitionList::new();
+            tpl.add_partition_offset(&topic, partition, Offset::Offset(start))?;
+            c.assign(&tpl)?;
+            let mut out = Vec::new();
+            let deadline = std::time::Instant::now() + Duration::from_secs(30);
+            while out.len() < max && std::time::Instant::now() < deadline {
+                match c.poll(Duration::from_millis(200)) {
+                    Some(Ok(m)) => {
+                        let done = m.offset() + 1 >= high;
+                        out.push(to_record(&m));
+                        if done {
+                            break;
+                        }
+                    }
+                    Some(Err(KafkaError::PartitionEOF(_))) => break,
+                    Some(Err(e)) => return Err(e.into()),
+                    None => {}
+                }
+            }
+            Ok(out)
+        })
+        .await
+        .map_err(|e| BusError::Embedded(e.to_string()))?
+    }
+
+    pub async fn partitions(&self, topic: &str) -> Result<i32> {
+        let c = self.base_consumer()?;
+        let topic = topic.to_string();
+        tokio::task::spawn_blocking(move || {
+            let md = c.fetch_metadata(Some(&topic), Duration::from_secs(10))?;
+            md.topics()
+                .iter()
+                .find(|t| t.name() == topic && t.error().is_none())
+                .map(|t| t.partitions().len() as i32)
+                .ok_or(BusError::UnknownTopic(topic))
+        })
+        .await
+        .map_err(|e| BusError::Embedded(e.to_string()))?
+    }
+
+    pub async fn watermarks(&self, topic: &str, partition: i32) -> Result<(i64, i64)> {
+        let c = self.base_consumer()?;
+        let topic = topic.to_string();
+        tokio::task::spawn_blocking(move || Ok(c.fetch_watermarks(&topic, partition, Duration::from_secs(10))?))
+            .await
+            .map_err(|e| BusError::Embedded(e.to_string()))?
+    }
+
+    pub async fn flush(&self, timeout: Duration) -> Result<()> {
+        let p = self.producer.clone();
+        tokio::task::spawn_blocking(move || p.flush(Timeout::After(timeout)))
+            .await
+            .map_err(|e| BusError::Embedded(e.to_string()))??;
+        Ok(())
+    }
+}
+
+fn rec_clone<'a>(r: &FutureRecord<'a, Vec<u8>, Vec<u8>>) -> FutureRecord<'a, Vec<u8>, Vec<u8>> {
+    let mut n = FutureRecord::to(r.topic);
+    if let Some(k) = r.key {
+        n = n.key(k);
+    }
+    if let Some(p) = r.payload {
+        n = n.payload(p);
+    }
+    if let Some(h) = &r.headers {
+        n = n.headers(h.clone());
+    }
+    n
+}
+
+fn to_record<M: Message>(m: &M) -> Record {
+    let headers = m
+        .headers()
+        .map(|h| {
+            h.iter()
+                .map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec).unwrap_or_default()))
+                .collect()
+        })
+        .unwrap_or_default();
+    Record {
+        topic: m.topic().to_string(),
+        partition: m.partition(),
+        offset: m.offset(),
+        key: m.key().map(<[u8]>::to_vec).unwrap_or_default(),
+        value: m.payload().map(<[u8]>::to_vec).unwrap_or_default(),
+        headers,
+        timestamp_ms: m.timestamp().to_millis().unwrap_or(0),
+    }
+}
+
+/// A member of a Kafka consumer group.
+pub struct KafkaConsumer {
+    consumer: Arc<StreamConsumer>,
+    group: String,
+}
+
+impl KafkaConsumer {
+    pub fn group(&self) -> &str {
+        &self.group
+    }
+
+    pub async fn poll(&mut self, max: usize, wait: Duration) -> Result<Vec<Record>> {
+        let mut out = Vec::new();
+        let first = match tokio::time::timeout(wait, self.consumer.recv()).await {
+            Err(_) => return Ok(out),
+            Ok(r) => r,
+        };
+        match first {
+            Ok(m) => out.push(to_record(&m)),
+            Err(e) => return Err(e.into()),
+        }
+        while out.len() < max {
+            match tokio::time::timeout(Duration::from_millis(2), self.consumer.recv()).await {
+                Ok(Ok(m)) => out.push(to_record(&m)),
+                Ok(Err(e)) => {
+                    tracing::warn!(group = %self.group, error = %e, "kafka consumer error");
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+        Ok(out)
+    }
+
+    pub async fn commit(&mut self, offsets: &[(String, i32, i64)]) -> Result<()> {
+        let mut tpl = TopicPartitionList::new();
+        for (t, p, o) in offsets {
+            tpl.add_partition_offset(t, *p, Offset::Offset(*o))?;
+        }
+        let c = self.consumer.clone();
+        tokio::task::spawn_blocking(move || c.commit(&tpl, CommitMode::Sync))
+            .await
+            .map_err(|e| BusError::Embedded(e.to_string()))??;
+        Ok(())
+    }
+
+    pub async fn lag(&self) -> Result<i64> {
+        let c = self.consumer.clone();
+        tokio::task::spawn_blocking(move || -> Result<i64> {
+            let assignment = c.assignment()?;
+            let committed = c.committed_offsets(assignment, Duration::from_secs(10))?;
+            let mut lag = 0;
+            for e in committed.elements() {
+                let (_, high) = c.fetch_watermarks(e.topic(), e.partition(), Duration::from_secs(10))?;
+                let at = match e.offset() {
+                    Offset::Offset(o) => o,
+                    _ => 0,
+                };
+                lag += (high - at).max(0);
+            }
+            Ok(lag)
+        })
+        .await
+        .map_err(|e| BusError::Embedded(e.to_string()))?
+    }
+}
