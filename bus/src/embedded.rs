@@ -887,7 +887,10 @@ fn run_retention(conn: &mut Connection, inner: &Inner, st: &mut RetentionState) 
         }
     }
     if deleted_any {
-        conn.execute_batch("PRAGMA incremental_vacuum")?;
+        // Each step of this pragma frees pages: step it to the end.
+        let mut st = conn.prepare("PRAGMA incremental_vacuum")?;
+        let mut rows = st.query([])?;
+        while rows.next()?.is_some() {}
         inner.changed.send_modify(|v| *v += 1);
     }
     Ok(())
