@@ -1,0 +1,12 @@
+//! Collectors: everything that brings data into the event log.
+//!
+//! Today: [`events_api`], the generic `POST /api/v1/events` endpoint through which any
+//! producer can write records in Argus' own schema (see `schemas/json/`). The
+//! protocol-specific collectors (scrape, remote write, Loki push, syslog, node
+//! problems, security findings) are separate modules beside it.
+
+mod error;
+pub mod events_api;
+pub mod metrics;
+
+pub use error::IngestError;
