@@ -108,7 +108,8 @@ impl std::error::Error for ConfigError {}
 impl Config {
     /// Reads and parses a file; errors carry its name, line and column.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError(format!("{}: {e}", path.display())))?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError(format!("{}: {e}", path.display())))?;
         Self::parse(&text, &path.display().to_string())
     }
 
@@ -141,27 +142,45 @@ impl Config {
         }
         if let Some(ch) = &self.clickhouse {
             if !(ch.url.starts_with("http://") || ch.url.starts_with("https://")) {
-                return Err(at("clickhouse.url", &format!("{:?} is not an http:// or https:// URL", ch.url)));
+                return Err(at(
+                    "clickhouse.url",
+                    &format!("{:?} is not an http:// or https:// URL", ch.url),
+                ));
             }
-            if ch.database.is_empty() || !ch.database.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                return Err(at("clickhouse.database", "must be a plain identifier (letters, digits, _)"));
+            if ch.database.is_empty()
+                || !ch
+                    .database
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_')
+            {
+                return Err(at(
+                    "clickhouse.database",
+                    "must be a plain identifier (letters, digits, _)",
+                ));
             }
         }
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
-            return Err(at("log.level", &format!("{:?} is not a log filter: {e}", self.log.level)));
+            return Err(at(
+                "log.level",
+                &format!("{:?} is not a log filter: {e}", self.log.level),
+            ));
         }
         Ok(())
     }
 
     /// Applies command-line overrides and defaults.
     pub fn settings(mut self, data_dir: Option<PathBuf>, listen: Option<SocketAddr>) -> Settings {
-        let data_dir = data_dir.or(self.data_dir).unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+        let data_dir = data_dir
+            .or(self.data_dir)
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
         if self.bus.embedded.dir.as_os_str().is_empty() {
             self.bus.embedded.dir = data_dir.join("log");
         }
         Settings {
             data_dir,
-            listen: listen.or(self.listen).unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("valid default")),
+            listen: listen
+                .or(self.listen)
+                .unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("valid default")),
             log: self.log,
             bus: self.bus,
             clickhouse: self.clickhouse,
@@ -194,7 +213,9 @@ pub fn locate(text: &str, path: &str) -> Option<usize> {
                 break;
             }
             let t = t.trim_start_matches("- ");
-            if t.strip_prefix(key.as_str()).is_some_and(|r| r.trim_start().starts_with(':')) {
+            if t.strip_prefix(key.as_str())
+                .is_some_and(|r| r.trim_start().starts_with(':'))
+            {
                 hit = Some((i, indent));
                 break;
             }
@@ -247,16 +268,39 @@ mod tests {
 
     #[test]
     fn errors_name_file_line_and_key() {
-        let e = Config::parse("listen: 127.0.0.1:1\nbus:\n  kafka:\n    brokerz: [a]\n", "c.yaml").unwrap_err();
-        assert!(e.0.starts_with("c.yaml:4:5: bus.kafka: unknown field `brokerz`"), "{e}");
-        let e = Config::parse("bus:\n  kafka:\n    brokers:\n      - a:1\n      - nohost\n", "c.yaml").unwrap_err();
-        assert_eq!(e.0, "c.yaml:5: bus.kafka.brokers[1]: \"nohost\" is not host:port");
+        let e = Config::parse(
+            "listen: 127.0.0.1:1\nbus:\n  kafka:\n    brokerz: [a]\n",
+            "c.yaml",
+        )
+        .unwrap_err();
+        assert!(
+            e.0.starts_with("c.yaml:4:5: bus.kafka: unknown field `brokerz`"),
+            "{e}"
+        );
+        let e = Config::parse(
+            "bus:\n  kafka:\n    brokers:\n      - a:1\n      - nohost\n",
+            "c.yaml",
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.0,
+            "c.yaml:5: bus.kafka.brokers[1]: \"nohost\" is not host:port"
+        );
         let e = Config::parse("listen: nowhere\n", "c.yaml").unwrap_err();
-        assert!(e.0.starts_with("c.yaml:1:9: listen: invalid socket address syntax"), "{e}");
+        assert!(
+            e.0.starts_with("c.yaml:1:9: listen: invalid socket address syntax"),
+            "{e}"
+        );
         let e = Config::parse("bus:\n  embedded:\n    retention: 5 days\n", "c.yaml").unwrap_err();
-        assert!(e.0.starts_with("c.yaml:3:") && e.0.contains("\"5 days\" is not a duration"), "{e}");
+        assert!(
+            e.0.starts_with("c.yaml:3:") && e.0.contains("\"5 days\" is not a duration"),
+            "{e}"
+        );
         let e = Config::parse("clickhouse:\n  url: localhost:8123\n", "c.yaml").unwrap_err();
-        assert_eq!(e.0, "c.yaml:2: clickhouse.url: \"localhost:8123\" is not an http:// or https:// URL");
+        assert_eq!(
+            e.0,
+            "c.yaml:2: clickhouse.url: \"localhost:8123\" is not an http:// or https:// URL"
+        );
     }
 
     #[test]

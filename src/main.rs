@@ -15,8 +15,15 @@ use clap::{Parser, Subcommand};
 
 use crate::config::{Config, LogFormat, Settings};
 
+/// How long in-flight requests may take to finish after SIGTERM.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(20);
+
 #[derive(Parser)]
-#[command(name = "argus", version, about = "Event-sourced observability and alerting pipeline")]
+#[command(
+    name = "argus",
+    version,
+    about = "Event-sourced observability and alerting pipeline"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -67,7 +74,15 @@ fn main() -> ExitCode {
             return match Config::load(&file) {
                 Ok(c) => {
                     let s = c.settings(None, None);
-                    println!("{}: ok ({} event log)", file.display(), if s.bus.kafka.is_some() { "kafka" } else { "embedded" });
+                    println!(
+                        "{}: ok ({} event log)",
+                        file.display(),
+                        if s.bus.kafka.is_some() {
+                            "kafka"
+                        } else {
+                            "embedded"
+                        }
+                    );
                     ExitCode::SUCCESS
                 }
                 Err(e) => {
@@ -98,7 +113,9 @@ fn main() -> ExitCode {
         }
     };
     if component != Component::All && cfg.bus.kafka.is_none() {
-        eprintln!("argus: `argus {component:?}` runs one component of the distributed deployment; its config needs bus.kafka (use `argus run` for the embedded default)");
+        eprintln!(
+            "argus: `argus {component:?}` runs one component of the distributed deployment; its config needs bus.kafka (use `argus run` for the embedded default)"
+        );
         return ExitCode::from(2);
     }
     let mut settings = cfg.settings(common.data_dir, common.listen);
@@ -106,7 +123,10 @@ fn main() -> ExitCode {
         settings.log.format = f;
     }
     init_tracing(&settings);
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("argus: cannot start the runtime: {e}");
@@ -126,7 +146,9 @@ fn main() -> ExitCode {
 fn init_tracing(s: &Settings) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&s.log.level));
-    let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match s.log.format {
         LogFormat::Text => b.init(),
         LogFormat::Json => b.json().flatten_event(true).init(),
@@ -134,9 +156,16 @@ fn init_tracing(s: &Settings) {
 }
 
 async fn run(s: Settings, component: Component) -> anyhow::Result<()> {
-    let log = argus_bus::EventLog::open(&s.bus)
-        .await
-        .with_context(|| format!("opening the {} event log", if s.bus.kafka.is_some() { "kafka" } else { "embedded" }))?;
+    let log = argus_bus::EventLog::open(&s.bus).await.with_context(|| {
+        format!(
+            "opening the {} event log",
+            if s.bus.kafka.is_some() {
+                "kafka"
+            } else {
+                "embedded"
+            }
+        )
+    })?;
     let ready = Arc::new(AtomicBool::new(false));
     let state = server::AppState {
         log: log.clone(),
@@ -153,20 +182,37 @@ async fn run(s: Settings, component: Component) -> anyhow::Result<()> {
     ready.store(true, std::sync::atomic::Ordering::Relaxed);
 
     let shutdown = async {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
         tokio::select! {
             _ = term.recv() => tracing::info!("SIGTERM: stopping input, flushing"),
             _ = tokio::signal::ctrl_c() => tracing::info!("interrupt: stopping input, flushing"),
         }
     };
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let ready_flag = ready.clone();
     // In-flight requests finish (their records become durable) before the server returns.
-    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+    let server = tokio::spawn(
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
         .with_graceful_shutdown(async move {
-            shutdown.await;
-            ready_flag.store(false, std::sync::atomic::Ordering::Relaxed);
+            let _ = stop_rx.await;
         })
-        .await?;
+        .into_future(),
+    );
+    shutdown.await;
+    ready_flag.store(false, std::sync::atomic::Ordering::Relaxed);
+    let _ = stop_tx.send(());
+    // A client that never finishes its request does not hold the shutdown up: what it
+    // sent was not acknowledged, so nothing acknowledged is lost.
+    match tokio::time::timeout(SHUTDOWN_GRACE, server).await {
+        Ok(r) => r.context("HTTP server task")??,
+        Err(_) => {
+            tracing::warn!(grace = ?SHUTDOWN_GRACE, "requests still open after the grace period; closing them")
+        }
+    }
     log.close().await.context("flushing the event log")?;
     tracing::info!("argus stopped cleanly");
     Ok(())

@@ -48,7 +48,12 @@ async fn metrics() -> Response {
 }
 
 fn bad(status: StatusCode, msg: String) -> Response {
-    (status, [("content-type", "text/plain; charset=utf-8")], format!("{msg}\n")).into_response()
+    (
+        status,
+        [("content-type", "text/plain; charset=utf-8")],
+        format!("{msg}\n"),
+    )
+        .into_response()
 }
 
 /// Every topic with its partitions' watermarks.
@@ -87,7 +92,11 @@ fn default_limit() -> usize {
 }
 
 /// Records of one partition from an offset on; values that are JSON are shown as JSON.
-async fn records(State(s): State<AppState>, Path(topic): Path<String>, q: Result<Query<RecordsQuery>, axum::extract::rejection::QueryRejection>) -> Response {
+async fn records(
+    State(s): State<AppState>,
+    Path(topic): Path<String>,
+    q: Result<Query<RecordsQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
     let Query(q) = match q {
         Ok(q) => q,
         Err(e) => return bad(StatusCode::BAD_REQUEST, e.body_text()),
@@ -96,7 +105,10 @@ async fn records(State(s): State<AppState>, Path(topic): Path<String>, q: Result
         return bad(StatusCode::NOT_FOUND, format!("unknown topic {topic:?}"));
     }
     if q.limit == 0 || q.limit > 10_000 {
-        return bad(StatusCode::BAD_REQUEST, "limit must be between 1 and 10000".into());
+        return bad(
+            StatusCode::BAD_REQUEST,
+            "limit must be between 1 and 10000".into(),
+        );
     }
     let recs = match s.log.read(&topic, q.partition, q.offset, q.limit).await {
         Ok(r) => r,
@@ -111,7 +123,12 @@ async fn records(State(s): State<AppState>, Path(topic): Path<String>, q: Result
             let headers: serde_json::Map<String, Value> = r
                 .headers
                 .iter()
-                .map(|(k, v)| (k.clone(), Value::String(String::from_utf8_lossy(v).into_owned())))
+                .map(|(k, v)| {
+                    (
+                        k.clone(),
+                        Value::String(String::from_utf8_lossy(v).into_owned()),
+                    )
+                })
                 .collect();
             json!({
                 "partition": r.partition, "offset": r.offset, "timestamp_ms": r.timestamp_ms,
@@ -119,5 +136,6 @@ async fn records(State(s): State<AppState>, Path(topic): Path<String>, q: Result
             })
         })
         .collect();
-    Json(json!({"topic": topic, "partition": q.partition, "next_offset": next, "records": recs})).into_response()
+    Json(json!({"topic": topic, "partition": q.partition, "next_offset": next, "records": recs}))
+        .into_response()
 }

@@ -129,7 +129,9 @@ mod opt_duration {
             None => s.serialize_none(),
         }
     }
-    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Duration>, D::Error> {
         let s: Option<String> = Option::deserialize(d)?;
         s.map(|s| argus_schemas::duration::parse_duration(&s).map_err(serde::de::Error::custom))
             .transpose()
@@ -151,7 +153,10 @@ pub struct TopicSpec {
 impl BusConfig {
     /// Specs of every Argus topic, defaults with this config's overrides applied.
     pub fn topic_specs(&self) -> Vec<TopicSpec> {
-        argus_schemas::topics::ALL.iter().map(|t| self.topic_spec(t)).collect()
+        argus_schemas::topics::ALL
+            .iter()
+            .map(|t| self.topic_spec(t))
+            .collect()
     }
 
     pub fn topic_spec(&self, name: &str) -> TopicSpec {
@@ -177,39 +182,62 @@ impl BusConfig {
     pub fn validate(&self) -> Result<(), (String, String)> {
         if let Some(k) = &self.kafka {
             if k.brokers.is_empty() {
-                return Err(("bus.kafka.brokers".into(), "at least one broker is needed".into()));
+                return Err((
+                    "bus.kafka.brokers".into(),
+                    "at least one broker is needed".into(),
+                ));
             }
             for (i, b) in k.brokers.iter().enumerate() {
-                let ok = b.rsplit_once(':').is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok());
+                let ok = b
+                    .rsplit_once(':')
+                    .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok());
                 if !ok {
-                    return Err((format!("bus.kafka.brokers[{i}]"), format!("{b:?} is not host:port")));
+                    return Err((
+                        format!("bus.kafka.brokers[{i}]"),
+                        format!("{b:?} is not host:port"),
+                    ));
                 }
             }
             if k.partitions < 1 {
                 return Err(("bus.kafka.partitions".into(), "must be at least 1".into()));
             }
             if k.replication_factor < 1 {
-                return Err(("bus.kafka.replication_factor".into(), "must be at least 1".into()));
+                return Err((
+                    "bus.kafka.replication_factor".into(),
+                    "must be at least 1".into(),
+                ));
             }
             if !["none", "gzip", "snappy", "lz4", "zstd"].contains(&k.compression.as_str()) {
                 return Err((
                     "bus.kafka.compression".into(),
-                    format!("{:?} is not one of none, gzip, snappy, lz4, zstd", k.compression),
+                    format!(
+                        "{:?} is not one of none, gzip, snappy, lz4, zstd",
+                        k.compression
+                    ),
                 ));
             }
         }
         if self.embedded.partitions < 1 {
-            return Err(("bus.embedded.partitions".into(), "must be at least 1".into()));
+            return Err((
+                "bus.embedded.partitions".into(),
+                "must be at least 1".into(),
+            ));
         }
         for (t, o) in &self.topics {
             if !argus_schemas::topics::ALL.contains(&t.as_str()) {
                 return Err((
                     format!("bus.topics.{t}"),
-                    format!("unknown topic; known are {}", argus_schemas::topics::ALL.join(", ")),
+                    format!(
+                        "unknown topic; known are {}",
+                        argus_schemas::topics::ALL.join(", ")
+                    ),
                 ));
             }
             if o.partitions.is_some_and(|p| p < 1) {
-                return Err((format!("bus.topics.{t}.partitions"), "must be at least 1".into()));
+                return Err((
+                    format!("bus.topics.{t}.partitions"),
+                    "must be at least 1".into(),
+                ));
             }
         }
         Ok(())

@@ -97,8 +97,10 @@ fn open_conn(path: &Path, sync: SyncMode) -> Result<Connection> {
     let conn = Connection::open(path).map_err(&e)?;
     conn.busy_timeout(Duration::from_secs(30)).map_err(&e)?;
     // auto_vacuum only takes effect before the first table is created.
-    conn.pragma_update(None, "auto_vacuum", "INCREMENTAL").map_err(&e)?;
-    conn.pragma_update(None, "journal_mode", "WAL").map_err(&e)?;
+    conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")
+        .map_err(&e)?;
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .map_err(&e)?;
     let sync = match sync {
         SyncMode::Full => "FULL",
         SyncMode::Normal => "NORMAL",
@@ -163,17 +165,33 @@ impl EmbeddedLog {
         let mut topics = HashMap::new();
         let mut next = HashMap::new();
         {
-            let mut st = conn.prepare("SELECT id, name, partitions FROM topics").map_err(&e)?;
+            let mut st = conn
+                .prepare("SELECT id, name, partitions FROM topics")
+                .map_err(&e)?;
             let rows = st
-                .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, i32>(2)?)))
+                .query_map([], |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, i32>(2)?,
+                    ))
+                })
                 .map_err(&e)?;
             for row in rows {
                 let (id, name, partitions) = row.map_err(&e)?;
                 topics.insert(name, TopicMeta { id, partitions });
             }
-            let mut st = conn.prepare("SELECT topic, partition, next_offset FROM partitions").map_err(&e)?;
+            let mut st = conn
+                .prepare("SELECT topic, partition, next_offset FROM partitions")
+                .map_err(&e)?;
             let rows = st
-                .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i32>(1)?, r.get::<_, i64>(2)?)))
+                .query_map([], |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, i32>(1)?,
+                        r.get::<_, i64>(2)?,
+                    ))
+                })
                 .map_err(&e)?;
             for row in rows {
                 let (t, p, o) = row.map_err(&e)?;
@@ -225,12 +243,21 @@ impl EmbeddedLog {
         self.call(|reply| Cmd::EnsureTopics { specs, reply }).await
     }
 
-    pub async fn produce_batch(&self, topic: &str, records: Vec<OutRecord>) -> Result<Vec<Position>> {
+    pub async fn produce_batch(
+        &self,
+        topic: &str,
+        records: Vec<OutRecord>,
+    ) -> Result<Vec<Position>> {
         if !self.inner.topics.read().expect("lock").contains_key(topic) {
             return Err(BusError::UnknownTopic(topic.to_string()));
         }
         let topic = topic.to_string();
-        self.call(|reply| Cmd::Produce { topic, records, reply }).await
+        self.call(|reply| Cmd::Produce {
+            topic,
+            records,
+            reply,
+        })
+        .await
     }
 
     fn topic(&self, name: &str) -> Result<TopicMeta> {
@@ -247,7 +274,13 @@ impl EmbeddedLog {
         Ok(self.topic(topic)?.partitions)
     }
 
-    pub async fn read(&self, topic: &str, partition: i32, offset: i64, max: usize) -> Result<Vec<Record>> {
+    pub async fn read(
+        &self,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+        max: usize,
+    ) -> Result<Vec<Record>> {
         let meta = self.topic(topic)?;
         let inner = self.inner.clone();
         let topic = topic.to_string();
@@ -279,7 +312,13 @@ impl EmbeddedLog {
     }
 
     fn next_offset(&self, topic: i64, partition: i32) -> i64 {
-        *self.inner.next.read().expect("lock").get(&(topic, partition)).unwrap_or(&0)
+        *self
+            .inner
+            .next
+            .read()
+            .expect("lock")
+            .get(&(topic, partition))
+            .unwrap_or(&0)
     }
 
     pub async fn consumer(&self, group: &str, topics: &[&str]) -> Result<EmbeddedConsumer> {
@@ -296,7 +335,13 @@ impl EmbeddedLog {
                 });
             }
         }
-        if !self.inner.groups.lock().expect("lock").insert(group.to_string()) {
+        if !self
+            .inner
+            .groups
+            .lock()
+            .expect("lock")
+            .insert(group.to_string())
+        {
             return Err(BusError::GroupBusy(group.to_string()));
         }
         let guard = GroupGuard {
@@ -383,7 +428,12 @@ struct GroupGuard {
 
 impl Drop for GroupGuard {
     fn drop(&mut self) {
-        self.log.inner.groups.lock().expect("lock").remove(&self.group);
+        self.log
+            .inner
+            .groups
+            .lock()
+            .expect("lock")
+            .remove(&self.group);
     }
 }
 
@@ -436,9 +486,8 @@ impl EmbeddedConsumer {
             .map(|i| (self.next_start + i) % n)
             .filter_map(|i| {
                 let a = &self.assigned[i];
-                (self.log.next_offset(a.topic_id, a.partition) > a.position).then(|| {
-                    (i, a.topic.clone(), a.topic_id, a.partition, a.position)
-                })
+                (self.log.next_offset(a.topic_id, a.partition) > a.position)
+                    .then(|| (i, a.topic.clone(), a.topic_id, a.partition, a.position))
             })
             .collect();
         if wanted.is_empty() {
@@ -488,7 +537,11 @@ impl EmbeddedConsumer {
             })
             .await?;
         for (id, p, o) in ids {
-            if let Some(a) = self.assigned.iter_mut().find(|a| a.topic_id == id && a.partition == p) {
+            if let Some(a) = self
+                .assigned
+                .iter_mut()
+                .find(|a| a.topic_id == id && a.partition == p)
+            {
                 a.committed = o;
             }
         }
@@ -560,7 +613,9 @@ fn decode_headers(b: Option<&[u8]>) -> Vec<(String, Vec<u8>)> {
         Some(v)
     };
     while !b.is_empty() {
-        let (Some(n), Some(v)) = (take(&mut b), take(&mut b)) else { break };
+        let (Some(n), Some(v)) = (take(&mut b), take(&mut b)) else {
+            break;
+        };
         out.push((String::from_utf8_lossy(&n).into_owned(), v));
     }
     out
@@ -590,7 +645,12 @@ struct RetentionState {
     bytes: HashMap<i64, i64>,
 }
 
-fn writer_loop(conn: &mut Connection, rx: mpsc::Receiver<Cmd>, inner: std::sync::Weak<Inner>, path: PathBuf) {
+fn writer_loop(
+    conn: &mut Connection,
+    rx: mpsc::Receiver<Cmd>,
+    inner: std::sync::Weak<Inner>,
+    path: PathBuf,
+) {
     let mut rr_counter = 0u64;
     let mut retention = RetentionState {
         last: Instant::now(),
@@ -620,7 +680,9 @@ fn writer_loop(conn: &mut Connection, rx: mpsc::Receiver<Cmd>, inner: std::sync:
         }
         let Some(inner) = inner.upgrade() else { return };
         // Retention requests run outside the write transaction.
-        let (retention_now, cmds): (Vec<Cmd>, Vec<Cmd>) = cmds.into_iter().partition(|c| matches!(c, Cmd::Retention { .. }));
+        let (retention_now, cmds): (Vec<Cmd>, Vec<Cmd>) = cmds
+            .into_iter()
+            .partition(|c| matches!(c, Cmd::Retention { .. }));
         for c in retention_now {
             if let Cmd::Retention { reply } = c {
                 let r = run_retention(conn, &inner, &mut retention).map_err(sql_err(&path));
@@ -647,7 +709,10 @@ impl Cmd {
 }
 
 enum Reply {
-    Produce(oneshot::Sender<Result<Vec<Position>>>, Result<Vec<Position>>),
+    Produce(
+        oneshot::Sender<Result<Vec<Position>>>,
+        Result<Vec<Position>>,
+    ),
     Unit(oneshot::Sender<Result<()>>, Result<()>),
 }
 
@@ -675,10 +740,15 @@ fn apply(
                 Cmd::Shutdown { reply } => shutdown.push(reply),
                 Cmd::Retention { .. } => unreachable!("retention requests are taken out before"),
                 Cmd::EnsureTopics { specs, reply } => {
-                    let r = ensure_topics_tx(&tx, inner, &specs, &mut new_topics, &mut next).map_err(&e);
+                    let r = ensure_topics_tx(&tx, inner, &specs, &mut new_topics, &mut next)
+                        .map_err(&e);
                     replies.push(Reply::Unit(reply, r));
                 }
-                Cmd::Commit { group, offsets, reply } => {
+                Cmd::Commit {
+                    group,
+                    offsets,
+                    reply,
+                } => {
                     let mut st = tx
                         .prepare_cached(
                             "INSERT INTO group_offsets(grp, topic, partition, next_offset) VALUES (?1, ?2, ?3, ?4)
@@ -690,7 +760,11 @@ fn apply(
                     }
                     replies.push(Reply::Unit(reply, Ok(())));
                 }
-                Cmd::Produce { topic, records, reply } => {
+                Cmd::Produce {
+                    topic,
+                    records,
+                    reply,
+                } => {
                     let meta = inner.topics.read().expect("lock").get(&topic).cloned();
                     let Some(meta) = meta else {
                         replies.push(Reply::Produce(reply, Err(BusError::UnknownTopic(topic))));
@@ -706,10 +780,22 @@ fn apply(
                     for r in records {
                         let p = pick_partition(&r.key, meta.partitions, rr);
                         let o = next.entry((meta.id, p)).or_insert(0);
-                        st.execute(params![meta.id, p, *o, now, r.key, r.value, encode_headers(&r.headers)])
-                            .map_err(&e)?;
-                        *added_bytes.entry(meta.id).or_insert(0) += (r.key.len() + r.value.len()) as i64;
-                        positions.push(Position { partition: p, offset: *o });
+                        st.execute(params![
+                            meta.id,
+                            p,
+                            *o,
+                            now,
+                            r.key,
+                            r.value,
+                            encode_headers(&r.headers)
+                        ])
+                        .map_err(&e)?;
+                        *added_bytes.entry(meta.id).or_insert(0) +=
+                            (r.key.len() + r.value.len()) as i64;
+                        positions.push(Position {
+                            partition: p,
+                            offset: *o,
+                        });
                         *o += 1;
                     }
                     replies.push(Reply::Produce(reply, Ok(positions)));
@@ -811,8 +897,14 @@ fn ensure_topics_tx(
 }
 
 fn initial_bytes(conn: &Connection) -> rusqlite::Result<HashMap<i64, i64>> {
-    let mut st = conn.prepare("SELECT topic, SUM(length(key) + length(value)) FROM records GROUP BY topic")?;
-    let rows = st.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Option<i64>>(1)?.unwrap_or(0))))?;
+    let mut st =
+        conn.prepare("SELECT topic, SUM(length(key) + length(value)) FROM records GROUP BY topic")?;
+    let rows = st.query_map([], |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, Option<i64>>(1)?.unwrap_or(0),
+        ))
+    })?;
     rows.collect()
 }
 
@@ -827,10 +919,25 @@ fn maybe_retention(conn: &mut Connection, inner: &Inner, st: &mut RetentionState
 }
 
 /// Deletes what retention allows, in chunks, then hands free pages back.
-fn run_retention(conn: &mut Connection, inner: &Inner, st: &mut RetentionState) -> rusqlite::Result<()> {
+fn run_retention(
+    conn: &mut Connection,
+    inner: &Inner,
+    st: &mut RetentionState,
+) -> rusqlite::Result<()> {
     let topics: Vec<(i64, String, i32, i64, Option<i64>, bool)> = {
-        let mut q = conn.prepare("SELECT id, name, partitions, retention_ms, retention_bytes, compacted FROM topics")?;
-        let rows = q.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)))?;
+        let mut q = conn.prepare(
+            "SELECT id, name, partitions, retention_ms, retention_bytes, compacted FROM topics",
+        )?;
+        let rows = q.query_map([], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+            ))
+        })?;
         rows.collect::<rusqlite::Result<_>>()?
     };
     let cutoff = now_ms();
@@ -882,7 +989,9 @@ fn run_retention(conn: &mut Connection, inner: &Inner, st: &mut RetentionState) 
         }
         if deleted > 0 {
             deleted_any = true;
-            metrics::RETENTION_DELETED.with_label_values(&[&name]).inc_by(deleted as u64);
+            metrics::RETENTION_DELETED
+                .with_label_values(&[&name])
+                .inc_by(deleted as u64);
             tracing::debug!(topic = %name, deleted, "retention removed records");
         }
     }
@@ -896,7 +1005,13 @@ fn run_retention(conn: &mut Connection, inner: &Inner, st: &mut RetentionState) 
     Ok(())
 }
 
-fn delete_upto(conn: &mut Connection, st: &mut RetentionState, topic: i64, partition: i32, upto: i64) -> rusqlite::Result<i64> {
+fn delete_upto(
+    conn: &mut Connection,
+    st: &mut RetentionState,
+    topic: i64,
+    partition: i32,
+    upto: i64,
+) -> rusqlite::Result<i64> {
     let tx = conn.transaction()?;
     let bytes: i64 = tx.query_row(
         "SELECT COALESCE(SUM(length(key) + length(value)), 0) FROM records WHERE topic = ?1 AND partition = ?2 AND offset <= ?3",

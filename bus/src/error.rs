@@ -16,7 +16,9 @@ pub enum BusError {
     CreateTopic { topic: String, message: String },
     #[error("unknown topic {0:?}")]
     UnknownTopic(String),
-    #[error("consumer group {0:?} already has a member in this process (the embedded log has one member per group)")]
+    #[error(
+        "consumer group {0:?} already has a member in this process (the embedded log has one member per group)"
+    )]
     GroupBusy(String),
     #[error("the event log is closed")]
     Closed,

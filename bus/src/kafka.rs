@@ -78,9 +78,13 @@ impl KafkaLog {
             .iter()
             .zip(&configs)
             .map(|(s, (ms, policy, bytes))| {
-                let mut t = NewTopic::new(&s.name, s.partitions, TopicReplication::Fixed(self.cfg.replication_factor as i32))
-                    .set("retention.ms", ms)
-                    .set("cleanup.policy", policy);
+                let mut t = NewTopic::new(
+                    &s.name,
+                    s.partitions,
+                    TopicReplication::Fixed(self.cfg.replication_factor as i32),
+                )
+                .set("retention.ms", ms)
+                .set("cleanup.policy", policy);
                 if let Some(b) = bytes {
                     t = t.set("retention.bytes", b);
                 }
@@ -106,8 +110,14 @@ impl KafkaLog {
             let name = s.name.clone();
             let mut ok = false;
             for _ in 0..50 {
-                let md = tokio::task::block_in_place(|| probe.fetch_metadata(Some(&name), Duration::from_secs(5)));
-                if md.is_ok_and(|m| m.topics().iter().any(|t| t.name() == name && t.error().is_none() && !t.partitions().is_empty())) {
+                let md = tokio::task::block_in_place(|| {
+                    probe.fetch_metadata(Some(&name), Duration::from_secs(5))
+                });
+                if md.is_ok_and(|m| {
+                    m.topics().iter().any(|t| {
+                        t.name() == name && t.error().is_none() && !t.partitions().is_empty()
+                    })
+                }) {
                     ok = true;
                     break;
                 }
@@ -123,7 +133,11 @@ impl KafkaLog {
         Ok(())
     }
 
-    pub async fn produce_batch(&self, topic: &str, records: Vec<OutRecord>) -> Result<Vec<Position>> {
+    pub async fn produce_batch(
+        &self,
+        topic: &str,
+        records: Vec<OutRecord>,
+    ) -> Result<Vec<Position>> {
         let mut futs = Vec::with_capacity(records.len());
         for r in &records {
             let mut headers = OwnedHeaders::new_with_capacity(r.headers.len());
@@ -133,7 +147,10 @@ impl KafkaLog {
                     value: Some(v.as_slice()),
                 });
             }
-            let rec = FutureRecord::to(topic).key(&r.key).payload(&r.value).headers(headers);
+            let rec = FutureRecord::to(topic)
+                .key(&r.key)
+                .payload(&r.value)
+                .headers(headers);
             // Queue all first (in order), then wait: one round trip per batch.
             let fut = loop {
                 match self.producer.send_result(rec_clone(&rec)) {
@@ -185,7 +202,13 @@ impl KafkaLog {
         Ok(c.create()?)
     }
 
-    pub async fn read(&self, topic: &str, partition: i32, offset: i64, max: usize) -> Result<Vec<Record>> {
+    pub async fn read(
+        &self,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+        max: usize,
+    ) -> Result<Vec<Record>> {
         let (low, high) = self.watermarks(topic, partition).await?;
         let start = offset.max(low);
         if start >= high || max == 0 {
@@ -237,9 +260,11 @@ impl KafkaLog {
     pub async fn watermarks(&self, topic: &str, partition: i32) -> Result<(i64, i64)> {
         let c = self.base_consumer()?;
         let topic = topic.to_string();
-        tokio::task::spawn_blocking(move || Ok(c.fetch_watermarks(&topic, partition, Duration::from_secs(10))?))
-            .await
-            .map_err(|e| BusError::Embedded(e.to_string()))?
+        tokio::task::spawn_blocking(move || {
+            Ok(c.fetch_watermarks(&topic, partition, Duration::from_secs(10))?)
+        })
+        .await
+        .map_err(|e| BusError::Embedded(e.to_string()))?
     }
 
     pub async fn flush(&self, timeout: Duration) -> Result<()> {
@@ -270,7 +295,12 @@ fn to_record<M: Message>(m: &M) -> Record {
         .headers()
         .map(|h| {
             h.iter()
-                .map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec).unwrap_or_default()))
+                .map(|h| {
+                    (
+                        h.key.to_string(),
+                        h.value.map(<[u8]>::to_vec).unwrap_or_default(),
+                    )
+                })
                 .collect()
         })
         .unwrap_or_default();
@@ -338,7 +368,8 @@ impl KafkaConsumer {
             let committed = c.committed_offsets(assignment, Duration::from_secs(10))?;
             let mut lag = 0;
             for e in committed.elements() {
-                let (_, high) = c.fetch_watermarks(e.topic(), e.partition(), Duration::from_secs(10))?;
+                let (_, high) =
+                    c.fetch_watermarks(e.topic(), e.partition(), Duration::from_secs(10))?;
                 let at = match e.offset() {
                     Offset::Offset(o) => o,
                     _ => 0,

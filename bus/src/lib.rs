@@ -60,7 +60,10 @@ pub struct Record {
 
 impl Record {
     pub fn header(&self, name: &str) -> Option<&[u8]> {
-        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_slice())
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_slice())
     }
 }
 
@@ -111,7 +114,11 @@ impl EventLog {
     }
 
     /// Writes records in order; returns when all are durable, with their positions.
-    pub async fn produce_batch(&self, topic: &str, records: Vec<OutRecord>) -> Result<Vec<Position>> {
+    pub async fn produce_batch(
+        &self,
+        topic: &str,
+        records: Vec<OutRecord>,
+    ) -> Result<Vec<Position>> {
         if records.is_empty() {
             return Ok(Vec::new());
         }
@@ -121,8 +128,12 @@ impl EventLog {
             EventLog::Kafka(l) => l.produce_batch(topic, records).await,
         };
         match &r {
-            Ok(_) => metrics::PRODUCED.with_label_values(&[self.backend(), topic]).inc_by(n),
-            Err(_) => metrics::PRODUCE_ERRORS.with_label_values(&[self.backend(), topic]).inc_by(n),
+            Ok(_) => metrics::PRODUCED
+                .with_label_values(&[self.backend(), topic])
+                .inc_by(n),
+            Err(_) => metrics::PRODUCE_ERRORS
+                .with_label_values(&[self.backend(), topic])
+                .inc_by(n),
         }
         r
     }
@@ -138,7 +149,9 @@ impl EventLog {
                 None => by_topic.push((topic, vec![rec])),
             }
         }
-        let futs = by_topic.into_iter().map(|(t, recs)| self.produce_batch(t, recs));
+        let futs = by_topic
+            .into_iter()
+            .map(|(t, recs)| self.produce_batch(t, recs));
         for r in futures::future::join_all(futs).await {
             r?;
         }
@@ -156,7 +169,13 @@ impl EventLog {
 
     /// Reads up to `max` records of one partition from `offset` on, outside any group
     /// (for operators and tests).
-    pub async fn read(&self, topic: &str, partition: i32, offset: i64, max: usize) -> Result<Vec<Record>> {
+    pub async fn read(
+        &self,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+        max: usize,
+    ) -> Result<Vec<Record>> {
         match self {
             EventLog::Embedded(l) => l.read(topic, partition, offset, max).await,
             EventLog::Kafka(l) => l.read(topic, partition, offset, max).await,
@@ -215,7 +234,11 @@ impl Consumer {
     /// Commits every record up to and including the given ones (per partition, the
     /// highest offset given): after a restart the group resumes after them.
     pub async fn commit(&mut self, records: &[Record]) -> Result<()> {
-        let positions = next_offsets(records.iter().map(|r| (r.topic.as_str(), r.partition, r.offset)));
+        let positions = next_offsets(
+            records
+                .iter()
+                .map(|r| (r.topic.as_str(), r.partition, r.offset)),
+        );
         self.commit_offsets(&positions).await
     }
 
@@ -229,7 +252,9 @@ impl Consumer {
             Consumer::Kafka(c) => c.commit(offsets).await,
         };
         let outcome = if r.is_ok() { "ok" } else { "error" };
-        metrics::COMMITS.with_label_values(&[self.backend(), self.group(), outcome]).inc();
+        metrics::COMMITS
+            .with_label_values(&[self.backend(), self.group(), outcome])
+            .inc();
         r
     }
 

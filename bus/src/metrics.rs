@@ -5,8 +5,12 @@ use std::sync::LazyLock;
 use prometheus::{IntCounterVec, IntGaugeVec, register_int_counter_vec, register_int_gauge_vec};
 
 pub static PRODUCED: LazyLock<IntCounterVec> = LazyLock::new(|| {
-    register_int_counter_vec!("argus_bus_records_produced_total", "Records written to the event log.", &["backend", "topic"])
-        .expect("metric registers")
+    register_int_counter_vec!(
+        "argus_bus_records_produced_total",
+        "Records written to the event log.",
+        &["backend", "topic"]
+    )
+    .expect("metric registers")
 });
 
 pub static PRODUCE_ERRORS: LazyLock<IntCounterVec> = LazyLock::new(|| {
@@ -28,8 +32,12 @@ pub static CONSUMED: LazyLock<IntCounterVec> = LazyLock::new(|| {
 });
 
 pub static COMMITS: LazyLock<IntCounterVec> = LazyLock::new(|| {
-    register_int_counter_vec!("argus_bus_commits_total", "Offset commits by outcome.", &["backend", "group", "outcome"])
-        .expect("metric registers")
+    register_int_counter_vec!(
+        "argus_bus_commits_total",
+        "Offset commits by outcome.",
+        &["backend", "group", "outcome"]
+    )
+    .expect("metric registers")
 });
 
 pub static CONSUMER_LAG: LazyLock<IntGaugeVec> = LazyLock::new(|| {

@@ -52,7 +52,11 @@ impl TypedConsumer {
     /// dead-letter records are durable.
     pub async fn poll(&mut self, max: usize, wait: Duration) -> Result<TypedBatch> {
         let records = self.inner.poll(max, wait).await?;
-        let offsets = next_offsets(records.iter().map(|r| (r.topic.as_str(), r.partition, r.offset)));
+        let offsets = next_offsets(
+            records
+                .iter()
+                .map(|r| (r.topic.as_str(), r.partition, r.offset)),
+        );
         let mut batch = TypedBatch {
             offsets,
             ..Default::default()
@@ -83,17 +87,31 @@ impl TypedConsumer {
 }
 
 fn dead_letter(r: &Record, group: &str, e: &DecodeError) -> OutRecord {
-    metrics::DEAD_LETTERS.with_label_values(&[&r.topic, group, e.code()]).inc();
+    metrics::DEAD_LETTERS
+        .with_label_values(&[&r.topic, group, e.code()])
+        .inc();
     tracing::warn!(
         topic = %r.topic, partition = r.partition, offset = r.offset, group,
         reason = %e, "record does not decode; sent to the dead-letter topic"
     );
     let mut h = vec![
-        (headers::SOURCE_TOPIC.to_string(), r.topic.as_bytes().to_vec()),
-        (headers::SOURCE_PARTITION.to_string(), r.partition.to_string().into_bytes()),
-        (headers::SOURCE_OFFSET.to_string(), r.offset.to_string().into_bytes()),
+        (
+            headers::SOURCE_TOPIC.to_string(),
+            r.topic.as_bytes().to_vec(),
+        ),
+        (
+            headers::SOURCE_PARTITION.to_string(),
+            r.partition.to_string().into_bytes(),
+        ),
+        (
+            headers::SOURCE_OFFSET.to_string(),
+            r.offset.to_string().into_bytes(),
+        ),
         (headers::GROUP.to_string(), group.as_bytes().to_vec()),
-        (headers::REASON_CODE.to_string(), e.code().as_bytes().to_vec()),
+        (
+            headers::REASON_CODE.to_string(),
+            e.code().as_bytes().to_vec(),
+        ),
         (headers::REASON.to_string(), e.to_string().into_bytes()),
     ];
     h.extend(r.headers.iter().cloned());

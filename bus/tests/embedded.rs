@@ -37,8 +37,12 @@ fn spec(name: &str, retention: Duration, bytes: Option<u64>, compacted: bool) ->
 async fn reopen_keeps_records_offsets_and_commits() {
     let dir = tempfile::tempdir().unwrap();
     let log = open(dir.path()).await;
-    log.ensure_topics(&[spec("t", Duration::from_secs(3600), None, false)]).await.unwrap();
-    let recs = (0..100).map(|i| OutRecord::new(format!("k{i}"), format!("{i}"))).collect();
+    log.ensure_topics(&[spec("t", Duration::from_secs(3600), None, false)])
+        .await
+        .unwrap();
+    let recs = (0..100)
+        .map(|i| OutRecord::new(format!("k{i}"), format!("{i}")))
+        .collect();
     log.produce_batch("t", recs).await.unwrap();
     let mut c = log.consumer("g", &["t"]).await.unwrap();
     let got = c.poll(1000, Duration::from_secs(5)).await.unwrap();
@@ -46,7 +50,10 @@ async fn reopen_keeps_records_offsets_and_commits() {
     c.commit(&got[..30]).await.unwrap();
     drop(c);
     log.close().await.unwrap();
-    assert!(matches!(log.produce_batch("t", vec![OutRecord::new("k", "x")]).await, Err(BusError::Closed)));
+    assert!(matches!(
+        log.produce_batch("t", vec![OutRecord::new("k", "x")]).await,
+        Err(BusError::Closed)
+    ));
 
     let log = open(dir.path()).await;
     let mut c = log.consumer("g", &["t"]).await.unwrap();
@@ -58,19 +65,28 @@ async fn reopen_keeps_records_offsets_and_commits() {
         again.extend(b);
     }
     // got[..30] covers some prefix of each partition; everything after it comes back.
-    let committed: Vec<(i32, i64)> = argus_bus::next_offsets(got[..30].iter().map(|r| ("t", r.partition, r.offset)))
-        .into_iter()
-        .map(|(_, p, o)| (p, o))
-        .collect();
+    let committed: Vec<(i32, i64)> =
+        argus_bus::next_offsets(got[..30].iter().map(|r| ("t", r.partition, r.offset)))
+            .into_iter()
+            .map(|(_, p, o)| (p, o))
+            .collect();
     let expected = got
         .iter()
-        .filter(|r| committed.iter().find(|(p, _)| *p == r.partition).is_none_or(|(_, o)| r.offset >= *o))
+        .filter(|r| {
+            committed
+                .iter()
+                .find(|(p, _)| *p == r.partition)
+                .is_none_or(|(_, o)| r.offset >= *o)
+        })
         .count();
     assert_eq!(again.len(), expected);
     assert!(again.len() < 100 && again.len() >= 70);
     // Offsets continue where they were.
     let p = log.produce("t", OutRecord::new("k0", "new")).await.unwrap();
-    let (_, high_before) = (0, got.iter().filter(|r| r.partition == p.partition).count() as i64);
+    let (_, high_before) = (
+        0,
+        got.iter().filter(|r| r.partition == p.partition).count() as i64,
+    );
     assert_eq!(p.offset, high_before);
 }
 
@@ -78,27 +94,44 @@ async fn reopen_keeps_records_offsets_and_commits() {
 async fn one_member_per_group() {
     let dir = tempfile::tempdir().unwrap();
     let log = open(dir.path()).await;
-    log.ensure_topics(&[spec("t", Duration::from_secs(3600), None, false)]).await.unwrap();
+    log.ensure_topics(&[spec("t", Duration::from_secs(3600), None, false)])
+        .await
+        .unwrap();
     let c = log.consumer("g", &["t"]).await.unwrap();
-    assert!(matches!(log.consumer("g", &["t"]).await, Err(BusError::GroupBusy(_))));
+    assert!(matches!(
+        log.consumer("g", &["t"]).await,
+        Err(BusError::GroupBusy(_))
+    ));
     drop(c);
     log.consumer("g", &["t"]).await.unwrap();
-    assert!(matches!(log.consumer("h", &["nope"]).await, Err(BusError::UnknownTopic(_))));
+    assert!(matches!(
+        log.consumer("h", &["nope"]).await,
+        Err(BusError::UnknownTopic(_))
+    ));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn time_retention_keeps_offsets_moving_forward() {
     let dir = tempfile::tempdir().unwrap();
     let log = open(dir.path()).await;
-    log.ensure_topics(&[spec("t", Duration::from_millis(50), None, false)]).await.unwrap();
+    log.ensure_topics(&[spec("t", Duration::from_millis(50), None, false)])
+        .await
+        .unwrap();
     let recs = (0..10).map(|_| OutRecord::new("same", "v")).collect();
     let pos = log.produce_batch("t", recs).await.unwrap();
     let p = pos[0].partition;
     tokio::time::sleep(Duration::from_millis(120)).await;
     emb(&log).enforce_retention().await.unwrap();
-    assert_eq!(log.watermarks("t", p).await.unwrap(), (10, 10), "all expired, offsets kept");
+    assert_eq!(
+        log.watermarks("t", p).await.unwrap(),
+        (10, 10),
+        "all expired, offsets kept"
+    );
     // A consumer with no commit starts at the earliest retained record.
-    let fresh = log.produce("t", OutRecord::new("same", "after")).await.unwrap();
+    let fresh = log
+        .produce("t", OutRecord::new("same", "after"))
+        .await
+        .unwrap();
     assert_eq!(fresh.offset, 10);
     let mut c = log.consumer("g", &["t"]).await.unwrap();
     let got = c.poll(100, Duration::from_secs(2)).await.unwrap();
@@ -108,7 +141,13 @@ async fn time_retention_keeps_offsets_moving_forward() {
     drop(c);
     log.close().await.unwrap();
     let log = open(dir.path()).await;
-    assert_eq!(log.produce("t", OutRecord::new("same", "x")).await.unwrap().offset, 11);
+    assert_eq!(
+        log.produce("t", OutRecord::new("same", "x"))
+            .await
+            .unwrap()
+            .offset,
+        11
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -116,10 +155,14 @@ async fn byte_retention_bounds_the_disk() {
     let dir = tempfile::tempdir().unwrap();
     let log = open(dir.path()).await;
     let limit = 2 << 20;
-    log.ensure_topics(&[spec("t", Duration::from_secs(3600), Some(limit), false)]).await.unwrap();
+    log.ensure_topics(&[spec("t", Duration::from_secs(3600), Some(limit), false)])
+        .await
+        .unwrap();
     let value = vec![b'x'; 4096];
     for chunk in 0..10 {
-        let recs = (0..500).map(|i| OutRecord::new(format!("k{chunk}-{i}"), value.clone())).collect();
+        let recs = (0..500)
+            .map(|i| OutRecord::new(format!("k{chunk}-{i}"), value.clone()))
+            .collect();
         log.produce_batch("t", recs).await.unwrap();
     }
     let before = emb(&log).disk_bytes();
@@ -132,11 +175,19 @@ async fn byte_retention_bounds_the_disk() {
         assert!(low > 0, "oldest records of partition {p} were removed");
     }
     let kept_bytes = kept as u64 * 4100;
-    assert!(kept_bytes <= limit + 4100, "{kept} records kept, {kept_bytes} bytes > {limit}");
-    assert!(kept_bytes > limit / 2, "retention removed far too much: {kept} records left");
+    assert!(
+        kept_bytes <= limit + 4100,
+        "{kept} records kept, {kept_bytes} bytes > {limit}"
+    );
+    assert!(
+        kept_bytes > limit / 2,
+        "retention removed far too much: {kept} records left"
+    );
     // Produce more to reuse the freed pages: the file does not keep growing.
     for chunk in 0..10 {
-        let recs = (0..500).map(|i| OutRecord::new(format!("m{chunk}-{i}"), value.clone())).collect();
+        let recs = (0..500)
+            .map(|i| OutRecord::new(format!("m{chunk}-{i}"), value.clone()))
+            .collect();
         log.produce_batch("t", recs).await.unwrap();
         emb(&log).enforce_retention().await.unwrap();
     }
@@ -148,10 +199,14 @@ async fn byte_retention_bounds_the_disk() {
 async fn compacted_topic_keeps_newest_per_key() {
     let dir = tempfile::tempdir().unwrap();
     let log = open(dir.path()).await;
-    log.ensure_topics(&[spec("s", Duration::from_secs(3600), None, true)]).await.unwrap();
+    log.ensure_topics(&[spec("s", Duration::from_secs(3600), None, true)])
+        .await
+        .unwrap();
     for v in 0..5 {
         for k in ["a", "b", "c"] {
-            log.produce("s", OutRecord::new(k, format!("{k}{v}"))).await.unwrap();
+            log.produce("s", OutRecord::new(k, format!("{k}{v}")))
+                .await
+                .unwrap();
         }
     }
     emb(&log).enforce_retention().await.unwrap();
@@ -178,16 +233,22 @@ async fn concurrent_producers_share_commits() {
         let log = log.clone();
         tasks.push(tokio::spawn(async move {
             for i in 0..200 {
-                log.produce(argus_schemas::topics::LOGS, OutRecord::new(format!("w{w}"), format!("{w}#{i}")))
-                    .await
-                    .unwrap();
+                log.produce(
+                    argus_schemas::topics::LOGS,
+                    OutRecord::new(format!("w{w}"), format!("{w}#{i}")),
+                )
+                .await
+                .unwrap();
             }
         }));
     }
     for t in tasks {
         t.await.unwrap();
     }
-    let mut c = log.consumer("g", &[argus_schemas::topics::LOGS]).await.unwrap();
+    let mut c = log
+        .consumer("g", &[argus_schemas::topics::LOGS])
+        .await
+        .unwrap();
     let mut n = 0;
     let mut last = std::collections::HashMap::new();
     loop {
@@ -206,4 +267,3 @@ async fn concurrent_producers_share_commits() {
     }
     assert_eq!(n, 1600);
 }
-

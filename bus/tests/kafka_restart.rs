@@ -10,8 +10,13 @@ use std::time::Duration;
 use argus_bus::{BusConfig, EventLog, OutRecord, TopicSpec};
 
 fn run(var: &str) {
-    let cmd = std::env::var(var).unwrap_or_else(|_| panic!("{var} is needed to restart the broker"));
-    let st = std::process::Command::new("bash").arg("-c").arg(&cmd).status().unwrap();
+    let cmd =
+        std::env::var(var).unwrap_or_else(|_| panic!("{var} is needed to restart the broker"));
+    let st = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(&cmd)
+        .status()
+        .unwrap();
     assert!(st.success(), "{cmd} failed");
 }
 
@@ -34,7 +39,10 @@ fn consume(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broker_restart_mid_stream() {
     let Ok(addr) = std::env::var("ARGUS_TEST_KAFKA") else {
-        assert!(std::env::var("ARGUS_REQUIRE_SERVICES").is_err(), "ARGUS_TEST_KAFKA is not set");
+        assert!(
+            std::env::var("ARGUS_REQUIRE_SERVICES").is_err(),
+            "ARGUS_TEST_KAFKA is not set"
+        );
         eprintln!("ARGUS_TEST_KAFKA not set: skipping");
         return;
     };
@@ -47,13 +55,17 @@ async fn broker_restart_mid_stream() {
         compression: "lz4".into(),
         properties: Default::default(),
     };
-    kc.properties.insert("message.timeout.ms".into(), "120000".into());
+    kc.properties
+        .insert("message.timeout.ms".into(), "120000".into());
     let cfg = BusConfig {
         kafka: Some(kc),
         ..Default::default()
     };
     let log = EventLog::open(&cfg).await.unwrap();
-    let n = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    let n = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
     let topic = format!("test.restart.{n}");
     log.ensure_topics(&[TopicSpec {
         name: topic.clone(),
@@ -74,8 +86,9 @@ async fn broker_restart_mid_stream() {
             let mut failed = 0u32;
             let mut i = 0u32;
             while !stop.load(Ordering::Relaxed) {
-                let batch: Vec<OutRecord> =
-                    (i..i + 20).map(|j| OutRecord::new(format!("k{}", j % 7), j.to_string())).collect();
+                let batch: Vec<OutRecord> = (i..i + 20)
+                    .map(|j| OutRecord::new(format!("k{}", j % 7), j.to_string()))
+                    .collect();
                 match log.produce_batch(&topic, batch).await {
                     Ok(_) => acked.extend(i..i + 20),
                     Err(e) => {
@@ -117,7 +130,10 @@ async fn broker_restart_mid_stream() {
         }
         match consumer.commit(&recs).await {
             Ok(()) => {
-                for (_, p, o) in argus_bus::next_offsets(recs.iter().map(|r| (r.topic.as_str(), r.partition, r.offset))) {
+                for (_, p, o) in argus_bus::next_offsets(
+                    recs.iter()
+                        .map(|r| (r.topic.as_str(), r.partition, r.offset)),
+                ) {
                     committed.insert(p, o);
                 }
             }
@@ -128,20 +144,42 @@ async fn broker_restart_mid_stream() {
     let (acked, failed) = producer.await.unwrap();
     // Read the rest.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while acked.iter().any(|a| !delivered.contains_key(a)) && tokio::time::Instant::now() < deadline {
-        let recs = consumer.poll(1000, Duration::from_millis(500)).await.unwrap_or_default();
+    while acked.iter().any(|a| !delivered.contains_key(a)) && tokio::time::Instant::now() < deadline
+    {
+        let recs = consumer
+            .poll(1000, Duration::from_millis(500))
+            .await
+            .unwrap_or_default();
         let recs = consume(recs, &committed, &mut delivered, &mut violations);
         if !recs.is_empty() && consumer.commit(&recs).await.is_ok() {
-            for (_, p, o) in argus_bus::next_offsets(recs.iter().map(|r| (r.topic.as_str(), r.partition, r.offset))) {
+            for (_, p, o) in argus_bus::next_offsets(
+                recs.iter()
+                    .map(|r| (r.topic.as_str(), r.partition, r.offset)),
+            ) {
                 committed.insert(p, o);
             }
         }
     }
     assert!(restarted);
-    assert!(acked.len() > 1000, "only {} records acknowledged", acked.len());
-    let lost: Vec<_> = acked.iter().filter(|a| !delivered.contains_key(a)).collect();
-    assert!(lost.is_empty(), "{} acknowledged records never delivered, e.g. {:?}", lost.len(), lost.iter().take(5).collect::<Vec<_>>());
-    assert!(violations.is_empty(), "delivered again after commit: {violations:?}");
+    assert!(
+        acked.len() > 1000,
+        "only {} records acknowledged",
+        acked.len()
+    );
+    let lost: Vec<_> = acked
+        .iter()
+        .filter(|a| !delivered.contains_key(a))
+        .collect();
+    assert!(
+        lost.is_empty(),
+        "{} acknowledged records never delivered, e.g. {:?}",
+        lost.len(),
+        lost.iter().take(5).collect::<Vec<_>>()
+    );
+    assert!(
+        violations.is_empty(),
+        "delivered again after commit: {violations:?}"
+    );
     eprintln!(
         "acked {} records ({failed} batches failed), delivered {} distinct, {} redeliveries before commit",
         acked.len(),

@@ -16,7 +16,10 @@ pub struct Harness {
 }
 
 fn unique(name: &str) -> String {
-    let n = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    let n = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
     format!("{name}-{n}")
 }
 
@@ -119,7 +122,11 @@ async fn per_key_order_and_exactly_once(h: Harness) {
         let e = part_of_key.entry(i as u32 % 10).or_insert(p.partition);
         assert_eq!(*e, p.partition);
     }
-    let mut c = h.log.consumer(&format!("g-{}", h.tag), &[&t]).await.unwrap();
+    let mut c = h
+        .log
+        .consumer(&format!("g-{}", h.tag), &[&t])
+        .await
+        .unwrap();
     let got = drain(&mut c, 600, Duration::from_secs(60)).await;
     assert_eq!(got.len(), 600, "every record once");
     let mut last: HashMap<String, u32> = HashMap::new();
@@ -131,12 +138,19 @@ async fn per_key_order_and_exactly_once(h: Harness) {
             assert!(prev < n, "{k}: {n} after {prev}");
         }
     }
-    assert!(c.poll(10, Duration::from_millis(300)).await.unwrap().is_empty());
+    assert!(
+        c.poll(10, Duration::from_millis(300))
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 async fn resumes_from_committed_offsets(h: Harness) {
     let t = h.topic("resume", 1).await;
-    let recs = (0..100u32).map(|i| OutRecord::new("k", format!("k#{i}"))).collect();
+    let recs = (0..100u32)
+        .map(|i| OutRecord::new("k", format!("k#{i}")))
+        .collect();
     h.log.produce_batch(&t, recs).await.unwrap();
     let group = format!("g-{}", h.tag);
     {
@@ -150,22 +164,43 @@ async fn resumes_from_committed_offsets(h: Harness) {
     let mut c = h.log.consumer(&group, &[&t]).await.unwrap();
     let got = drain(&mut c, 60, Duration::from_secs(60)).await;
     let nums: Vec<u32> = got.iter().map(|r| seq(r).1).collect();
-    assert_eq!(nums, (40..100).collect::<Vec<_>>(), "resumes after the commit, redelivers the rest");
+    assert_eq!(
+        nums,
+        (40..100).collect::<Vec<_>>(),
+        "resumes after the commit, redelivers the rest"
+    );
     c.commit(&got).await.unwrap();
     drop(c);
     let mut c = h.log.consumer(&group, &[&t]).await.unwrap();
-    assert!(c.poll(10, Duration::from_secs(3)).await.unwrap().is_empty(), "nothing after a full commit");
+    assert!(
+        c.poll(10, Duration::from_secs(3)).await.unwrap().is_empty(),
+        "nothing after a full commit"
+    );
 }
 
 async fn independent_groups(h: Harness) {
     let t = h.topic("groups", 2).await;
-    let recs = (0..50u32).map(|i| OutRecord::new(format!("k{i}"), format!("k#{i}"))).collect();
+    let recs = (0..50u32)
+        .map(|i| OutRecord::new(format!("k{i}"), format!("k#{i}")))
+        .collect();
     h.log.produce_batch(&t, recs).await.unwrap();
-    let mut a = h.log.consumer(&format!("a-{}", h.tag), &[&t]).await.unwrap();
+    let mut a = h
+        .log
+        .consumer(&format!("a-{}", h.tag), &[&t])
+        .await
+        .unwrap();
     let got = drain(&mut a, 50, Duration::from_secs(60)).await;
     a.commit(&got).await.unwrap();
-    let mut b = h.log.consumer(&format!("b-{}", h.tag), &[&t]).await.unwrap();
-    assert_eq!(drain(&mut b, 50, Duration::from_secs(60)).await.len(), 50, "another group reads from the start");
+    let mut b = h
+        .log
+        .consumer(&format!("b-{}", h.tag), &[&t])
+        .await
+        .unwrap();
+    assert_eq!(
+        drain(&mut b, 50, Duration::from_secs(60)).await.len(),
+        50,
+        "another group reads from the start"
+    );
 }
 
 async fn headers_and_read(h: Harness) {
@@ -174,7 +209,10 @@ async fn headers_and_read(h: Harness) {
     r.headers.push(("h1".into(), b"x\0y".to_vec()));
     h.log.produce(&t, r).await.unwrap();
     for i in 1..5 {
-        h.log.produce(&t, OutRecord::new("k", format!("v{i}"))).await.unwrap();
+        h.log
+            .produce(&t, OutRecord::new("k", format!("v{i}")))
+            .await
+            .unwrap();
     }
     let (low, high) = h.log.watermarks(&t, 0).await.unwrap();
     assert_eq!((low, high), (0, 5));
@@ -187,7 +225,10 @@ async fn headers_and_read(h: Harness) {
 }
 
 async fn malformed_records_go_to_dead_letter(h: Harness) {
-    h.log.ensure_topics(&BusConfig::default().topic_specs()[8..]).await.unwrap();
+    h.log
+        .ensure_topics(&BusConfig::default().topic_specs()[8..])
+        .await
+        .unwrap();
     let t = h.topic("dlq", 1).await;
     let good = |i: u32| {
         let env = argus_schemas::Envelope::new(
@@ -213,7 +254,9 @@ async fn malformed_records_go_to_dead_letter(h: Harness) {
         good(2),
     ];
     h.log.produce_batch(&t, recs).await.unwrap();
-    let mut c = TypedConsumer::new(&h.log, &format!("g-{}", h.tag), &[&t]).await.unwrap();
+    let mut c = TypedConsumer::new(&h.log, &format!("g-{}", h.tag), &[&t])
+        .await
+        .unwrap();
     let mut events = Vec::new();
     let mut dead = 0;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
@@ -231,24 +274,41 @@ async fn malformed_records_go_to_dead_letter(h: Harness) {
             _ => panic!(),
         })
         .collect();
-    assert_eq!(lines, ["line 0", "line 1", "line 2"], "the consumer kept going past bad records");
+    assert_eq!(
+        lines,
+        ["line 0", "line 1", "line 2"],
+        "the consumer kept going past bad records"
+    );
     // The dead-letter topic holds both, with where they came from and why.
     let mut found = Vec::new();
     for p in 0..h.log.partitions(topics::DEAD_LETTER).await.unwrap() {
-        for r in h.log.read(topics::DEAD_LETTER, p, 0, 100_000).await.unwrap() {
+        for r in h
+            .log
+            .read(topics::DEAD_LETTER, p, 0, 100_000)
+            .await
+            .unwrap()
+        {
             if r.header(headers::SOURCE_TOPIC) == Some(t.as_bytes()) {
                 found.push(r);
             }
         }
     }
-    found.sort_by_key(|r| String::from_utf8(r.header(headers::SOURCE_OFFSET).unwrap().to_vec()).unwrap());
+    found.sort_by_key(|r| {
+        String::from_utf8(r.header(headers::SOURCE_OFFSET).unwrap().to_vec()).unwrap()
+    });
     assert_eq!(found.len(), 2);
     assert_eq!(found[0].header(headers::SOURCE_OFFSET), Some(&b"1"[..]));
     assert_eq!(found[0].header(headers::REASON_CODE), Some(&b"json"[..]));
     assert_eq!(found[0].value, b"{not json");
-    assert_eq!(found[1].header(headers::REASON_CODE), Some(&b"newer_version"[..]));
+    assert_eq!(
+        found[1].header(headers::REASON_CODE),
+        Some(&b"newer_version"[..])
+    );
     let reason = String::from_utf8(found[1].header(headers::REASON).unwrap().to_vec()).unwrap();
-    assert_eq!(reason, "log_entry version 2 is newer than this build reads (up to 1)");
+    assert_eq!(
+        reason,
+        "log_entry version 2 is newer than this build reads (up to 1)"
+    );
 }
 
 macro_rules! suite {

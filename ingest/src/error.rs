@@ -19,6 +19,11 @@ impl IntoResponse for IngestError {
             IngestError::BadRequest(_) => StatusCode::BAD_REQUEST,
             IngestError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         };
-        (status, [("content-type", "text/plain; charset=utf-8")], format!("{self}\n")).into_response()
+        (
+            status,
+            [("content-type", "text/plain; charset=utf-8")],
+            format!("{self}\n"),
+        )
+            .into_response()
     }
 }

@@ -24,7 +24,9 @@ pub const MAX_EVENTS_PER_REQUEST: usize = 10_000;
 const MAX_LISTED_ERRORS: usize = 10;
 
 pub fn router(log: argus_bus::EventLog) -> Router {
-    Router::new().route("/api/v1/events", post(post_events)).with_state(log)
+    Router::new()
+        .route("/api/v1/events", post(post_events))
+        .with_state(log)
 }
 
 /// The tenant a request is for: `X-Scope-OrgID`, else the default tenant.
@@ -35,7 +37,8 @@ pub fn tenant_of(headers: &HeaderMap) -> Result<String, IngestError> {
             let t = v
                 .to_str()
                 .map_err(|_| IngestError::BadRequest("X-Scope-OrgID is not valid text".into()))?;
-            argus_schemas::validate_tenant(t).map_err(|m| IngestError::BadRequest(format!("X-Scope-OrgID: {m}")))?;
+            argus_schemas::validate_tenant(t)
+                .map_err(|m| IngestError::BadRequest(format!("X-Scope-OrgID: {m}")))?;
             Ok(t.to_string())
         }
     }
@@ -47,20 +50,32 @@ fn reject(reason: &'static str, msg: String) -> IngestError {
 }
 
 /// Splits a body into JSON objects: an array, one object, or NDJSON.
-fn parse_body(body: &[u8]) -> Result<Vec<(usize, Result<Map<String, Value>, String>)>, IngestError> {
-    let text = std::str::from_utf8(body).map_err(|e| reject("encoding", format!("body is not UTF-8: {e}")))?;
+fn parse_body(
+    body: &[u8],
+) -> Result<Vec<(usize, Result<Map<String, Value>, String>)>, IngestError> {
+    let text = std::str::from_utf8(body)
+        .map_err(|e| reject("encoding", format!("body is not UTF-8: {e}")))?;
     let trimmed = text.trim_start();
     if trimmed.is_empty() {
-        return Err(reject("empty", "body is empty; send a JSON array of events or one event per line".into()));
+        return Err(reject(
+            "empty",
+            "body is empty; send a JSON array of events or one event per line".into(),
+        ));
     }
     let values: Vec<(usize, Result<Value, String>)> = if trimmed.starts_with('[') {
-        let v: Vec<Value> = serde_json::from_str(text).map_err(|e| reject("json", format!("body is not a JSON array of events: {e}")))?;
+        let v: Vec<Value> = serde_json::from_str(text)
+            .map_err(|e| reject("json", format!("body is not a JSON array of events: {e}")))?;
         v.into_iter().enumerate().map(|(i, v)| (i, Ok(v))).collect()
     } else {
         text.lines()
             .enumerate()
             .filter(|(_, l)| !l.trim().is_empty())
-            .map(|(i, l)| (i, serde_json::from_str(l).map_err(|e| format!("line {}: not JSON: {e}", i + 1))))
+            .map(|(i, l)| {
+                (
+                    i,
+                    serde_json::from_str(l).map_err(|e| format!("line {}: not JSON: {e}", i + 1)),
+                )
+            })
             .collect()
     };
     Ok(values
@@ -70,7 +85,10 @@ fn parse_body(body: &[u8]) -> Result<Vec<(usize, Result<Map<String, Value>, Stri
                 i,
                 v.and_then(|v| match v {
                     Value::Object(m) => Ok(m),
-                    other => Err(format!("an event must be a JSON object, not {}", kind_of(&other))),
+                    other => Err(format!(
+                        "an event must be a JSON object, not {}",
+                        kind_of(&other)
+                    )),
                 }),
             )
         })
@@ -93,25 +111,34 @@ async fn post_events(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<StatusCode, IngestError> {
-    let tenant = tenant_of(&headers)?;
+    let tenant = tenant_of(&headers)
+        .inspect_err(|_| REJECTED.with_label_values(&[COLLECTOR, "tenant"]).inc())?;
     let items = parse_body(&body)?;
     if items.len() > MAX_EVENTS_PER_REQUEST {
         return Err(reject(
             "too_many",
-            format!("{} events in one request; at most {MAX_EVENTS_PER_REQUEST} are accepted", items.len()),
+            format!(
+                "{} events in one request; at most {MAX_EVENTS_PER_REQUEST} are accepted",
+                items.len()
+            ),
         ));
     }
     let mut events = Vec::with_capacity(items.len());
     let mut errors = Vec::new();
     for (i, item) in items {
-        match item.and_then(|m| argus_schemas::decode_external(m, &tenant, COLLECTOR).map_err(|e| e.to_string())) {
+        match item.and_then(|m| {
+            argus_schemas::decode_external(m, &tenant, COLLECTOR).map_err(|e| e.to_string())
+        }) {
             Ok(e) => events.push(e),
             Err(msg) => errors.push(format!("event {i}: {msg}")),
         }
     }
     if !errors.is_empty() {
         let n = errors.len();
-        let mut msg = format!("{n} of {} events are invalid; nothing was written:\n", n + events.len());
+        let mut msg = format!(
+            "{n} of {} events are invalid; nothing was written:\n",
+            n + events.len()
+        );
         for e in errors.iter().take(MAX_LISTED_ERRORS) {
             msg.push_str(e);
             msg.push('\n');
@@ -119,12 +146,16 @@ async fn post_events(
         if n > MAX_LISTED_ERRORS {
             msg.push_str(&format!("… and {} more\n", n - MAX_LISTED_ERRORS));
         }
-        REJECTED.with_label_values(&[COLLECTOR, "invalid_event"]).inc_by(n as u64);
+        REJECTED
+            .with_label_values(&[COLLECTOR, "invalid_event"])
+            .inc_by(n as u64);
         return Err(IngestError::BadRequest(msg.trim_end().to_string()));
     }
     log.publish(&events).await?;
     for e in &events {
-        RECEIVED.with_label_values(&[COLLECTOR, e.kind().as_str()]).inc();
+        RECEIVED
+            .with_label_values(&[COLLECTOR, e.kind().as_str()])
+            .inc();
     }
     tracing::debug!(tenant = %tenant, events = events.len(), "events written");
     Ok(StatusCode::NO_CONTENT)

@@ -36,7 +36,10 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         let (idx, len) = if rest.starts_with("ms") {
             (6, 2)
         } else {
-            let i = UNITS.iter().position(|(u, _)| u.len() == 1 && rest.starts_with(u)).ok_or_else(bad)?;
+            let i = UNITS
+                .iter()
+                .position(|(u, _)| u.len() == 1 && rest.starts_with(u))
+                .ok_or_else(bad)?;
             (i, 1)
         };
         if last_unit != usize::MAX && idx <= last_unit {
@@ -110,7 +113,12 @@ mod tests {
         ] {
             assert_eq!(parse_duration(s), Ok(Duration::from_millis(ms)), "{s}");
             if ms > 0 {
-                assert_eq!(parse_duration(&format_duration(Duration::from_millis(ms))).unwrap().as_millis(), ms as u128);
+                assert_eq!(
+                    parse_duration(&format_duration(Duration::from_millis(ms)))
+                        .unwrap()
+                        .as_millis(),
+                    ms as u128
+                );
             }
         }
         for s in ["", "5", "m", "5x", "1m1h", "1s1s", "-5m", "1.5h", " 5m"] {

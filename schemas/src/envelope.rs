@@ -138,7 +138,10 @@ impl Payload {
         match self {
             Payload::MetricSamples(m) => {
                 if m.labels.get("__name__").is_none_or(str::is_empty) {
-                    return Err(DecodeError::invalid("payload.labels", "a metric series needs a __name__ label"));
+                    return Err(DecodeError::invalid(
+                        "payload.labels",
+                        "a metric series needs a __name__ label",
+                    ));
                 }
                 if m.samples.is_empty() {
                     return Err(DecodeError::invalid("payload.samples", "no samples"));
@@ -146,7 +149,10 @@ impl Payload {
             }
             Payload::LogEntry(e) => {
                 if e.labels.is_empty() {
-                    return Err(DecodeError::invalid("payload.labels", "a log stream needs at least one label"));
+                    return Err(DecodeError::invalid(
+                        "payload.labels",
+                        "a log stream needs at least one label",
+                    ));
                 }
             }
             Payload::NodeEvent(e) => {
@@ -164,7 +170,10 @@ impl Payload {
             }
             Payload::AlertTransition(a) => {
                 if a.labels.is_empty() {
-                    return Err(DecodeError::invalid("payload.labels", "an alert needs labels"));
+                    return Err(DecodeError::invalid(
+                        "payload.labels",
+                        "an alert needs labels",
+                    ));
                 }
             }
             Payload::SilenceChange(s) => {
@@ -209,7 +218,12 @@ pub struct Envelope {
 impl Envelope {
     /// A new record of the current version, keyed by the payload's default key, with
     /// `ingest_time` now.
-    pub fn new(tenant: impl Into<String>, source: impl Into<String>, event_time: Timestamp, payload: Payload) -> Self {
+    pub fn new(
+        tenant: impl Into<String>,
+        source: impl Into<String>,
+        event_time: Timestamp,
+        payload: Payload,
+    ) -> Self {
         let tenant = tenant.into();
         let key = payload.default_key(&tenant);
         Envelope {
@@ -274,7 +288,8 @@ pub fn encode(e: &Envelope) -> Vec<u8> {
 /// Decodes and validates a record of any version up to the current one.
 pub fn decode(bytes: &[u8]) -> Result<Envelope, DecodeError> {
     let w: WireIn = serde_json::from_slice(bytes).map_err(|e| DecodeError::Json(e.to_string()))?;
-    let kind = RecordKind::parse(&w.kind).ok_or_else(|| DecodeError::UnknownType(w.kind.clone()))?;
+    let kind =
+        RecordKind::parse(&w.kind).ok_or_else(|| DecodeError::UnknownType(w.kind.clone()))?;
     let current = kind.current_version();
     if w.version == 0 {
         return Err(DecodeError::BadVersion {
@@ -311,7 +326,11 @@ pub fn decode(bytes: &[u8]) -> Result<Envelope, DecodeError> {
 /// type is at version 1 today, so there is no step yet; a version 2 of a type adds an
 /// arm `(kind, 1) => upgrade(kind, 2, &v1_to_v2(raw)?)` here and keeps the v1 golden
 /// fixtures passing.
-fn upgrade(kind: RecordKind, version: u32, raw: &str) -> Result<std::borrow::Cow<'_, str>, DecodeError> {
+fn upgrade(
+    kind: RecordKind,
+    version: u32,
+    raw: &str,
+) -> Result<std::borrow::Cow<'_, str>, DecodeError> {
     match version {
         v if v == kind.current_version() => Ok(std::borrow::Cow::Borrowed(raw)),
         v => Err(DecodeError::BadVersion {
@@ -338,7 +357,8 @@ pub fn decode_external(
     };
     let kind = RecordKind::parse(&kind_name).ok_or(DecodeError::UnknownType(kind_name))?;
     let now = Timestamp::now().0;
-    obj.entry("version").or_insert_with(|| kind.current_version().into());
+    obj.entry("version")
+        .or_insert_with(|| kind.current_version().into());
     obj.entry("tenant").or_insert_with(|| default_tenant.into());
     obj.entry("event_time").or_insert_with(|| now.into());
     obj.insert("ingest_time".into(), now.into());
@@ -347,7 +367,8 @@ pub fn decode_external(
     if !keyed {
         obj.insert("key".into(), "-".into());
     }
-    let bytes = serde_json::to_vec(&Value::Object(obj)).map_err(|e| DecodeError::Json(e.to_string()))?;
+    let bytes =
+        serde_json::to_vec(&Value::Object(obj)).map_err(|e| DecodeError::Json(e.to_string()))?;
     let mut env = decode(&bytes)?;
     if !keyed {
         env.key = env.payload.default_key(&env.tenant);

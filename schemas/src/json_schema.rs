@@ -35,7 +35,10 @@ pub fn documents() -> Vec<(String, String)> {
         let file = format!("{}.v{}.schema.json", kind.as_str(), kind.current_version());
         let mut doc = payload_schema(kind);
         if let Value::Object(m) = &mut doc {
-            m.insert("$id".into(), json!(format!("https://argus.dev/schemas/{file}")));
+            m.insert(
+                "$id".into(),
+                json!(format!("https://argus.dev/schemas/{file}")),
+            );
         }
         out.push((file.clone(), pretty(&doc)));
         variants.push(json!({

@@ -63,7 +63,9 @@ impl Labels {
     }
 
     /// Builds a set from pairs in any order; a later duplicate name replaces an earlier one.
-    pub fn from_pairs<N: Into<String>, V: Into<String>>(pairs: impl IntoIterator<Item = (N, V)>) -> Self {
+    pub fn from_pairs<N: Into<String>, V: Into<String>>(
+        pairs: impl IntoIterator<Item = (N, V)>,
+    ) -> Self {
         let mut l = Labels::new();
         for (n, v) in pairs {
             l.insert(n, v);
@@ -162,7 +164,10 @@ impl<'de> Deserialize<'de> for Labels {
                 }
                 v.sort_unstable_by(|a, b| a.name.cmp(&b.name));
                 if let Some(w) = v.windows(2).find(|w| w[0].name == w[1].name) {
-                    return Err(serde::de::Error::custom(format!("duplicate label name {:?}", w[0].name)));
+                    return Err(serde::de::Error::custom(format!(
+                        "duplicate label name {:?}",
+                        w[0].name
+                    )));
                 }
                 Ok(Labels(v))
             }
@@ -177,7 +182,10 @@ impl JsonSchema for Labels {
     }
     fn json_schema(g: &mut SchemaGenerator) -> Schema {
         let mut s = <BTreeMap<String, String>>::json_schema(g);
-        s.insert("description".into(), "Label names to values; order does not matter".into());
+        s.insert(
+            "description".into(),
+            "Label names to values; order does not matter".into(),
+        );
         s
     }
 }

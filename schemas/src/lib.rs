@@ -37,7 +37,10 @@ pub fn validate_tenant(tenant: &str) -> Result<(), String> {
         return Err("tenant is empty".into());
     }
     if tenant.len() > 150 {
-        return Err(format!("tenant is {} characters long, at most 150 are allowed", tenant.len()));
+        return Err(format!(
+            "tenant is {} characters long, at most 150 are allowed",
+            tenant.len()
+        ));
     }
     if tenant == "." || tenant == ".." {
         return Err(format!("tenant {tenant:?} is not allowed"));
@@ -46,7 +49,9 @@ pub fn validate_tenant(tenant: &str) -> Result<(), String> {
         .chars()
         .find(|c| !(c.is_ascii_alphanumeric() || "!-_.*'()".contains(*c)))
     {
-        return Err(format!("tenant {tenant:?} contains {c:?}; allowed are A-Z a-z 0-9 ! - _ . * ' ( )"));
+        return Err(format!(
+            "tenant {tenant:?} contains {c:?}; allowed are A-Z a-z 0-9 ! - _ . * ' ( )"
+        ));
     }
     Ok(())
 }

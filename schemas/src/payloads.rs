@@ -119,7 +119,9 @@ pub enum FindingKind {
 }
 
 /// Normalised severity, ordered from least to most severe.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum Severity {
     Unknown,
@@ -352,8 +354,9 @@ pub mod float_value {
         }
         match Raw::deserialize(d)? {
             Raw::N(n) => Ok(n),
-            Raw::S(s) => from_str(&s)
-                .ok_or_else(|| serde::de::Error::custom(format!("{s:?} is not a number, NaN, +Inf or -Inf"))),
+            Raw::S(s) => from_str(&s).ok_or_else(|| {
+                serde::de::Error::custom(format!("{s:?} is not a number, NaN, +Inf or -Inf"))
+            }),
         }
     }
 }

@@ -20,7 +20,10 @@ fn checked_in_schemas_match_the_code() {
     on_disk.sort();
     let mut generated: Vec<String> = docs.iter().map(|(n, _)| n.clone()).collect();
     generated.sort();
-    assert_eq!(on_disk, generated, "files under schemas/json differ from the generated set");
+    assert_eq!(
+        on_disk, generated,
+        "files under schemas/json differ from the generated set"
+    );
     for (name, text) in &docs {
         let disk = std::fs::read_to_string(dir.join(name)).unwrap();
         assert!(
@@ -35,8 +38,14 @@ fn checked_in_schemas_match_the_code() {
 #[test]
 fn event_schema_names_every_payload_document() {
     let docs = argus_schemas::json_schema::documents();
-    let event: serde_json::Value =
-        serde_json::from_str(&docs.iter().find(|(n, _)| n == "event.schema.json").unwrap().1).unwrap();
+    let event: serde_json::Value = serde_json::from_str(
+        &docs
+            .iter()
+            .find(|(n, _)| n == "event.schema.json")
+            .unwrap()
+            .1,
+    )
+    .unwrap();
     for v in event["oneOf"].as_array().unwrap() {
         let file = v["properties"]["payload"]["$ref"].as_str().unwrap();
         assert!(docs.iter().any(|(n, _)| n == file), "{file} missing");

@@ -10,16 +10,34 @@ fn fingerprint_golden() {
         (&[], "2d06800538d394c2"),
         (&[("a", "1")], "ec77f7b8249c519f"),
         (
-            &[("__name__", "up"), ("job", "node"), ("instance", "localhost:9100")],
+            &[
+                ("__name__", "up"),
+                ("job", "node"),
+                ("instance", "localhost:9100"),
+            ],
             "dbf5aea06e0cf60b",
         ),
-        (&[("app", "nginx"), ("namespace", "web")], "303ee681335f523a"),
-        (&[("ünïcode", "值"), ("b", "a=b,c}\"\\\n")], "d072e7a49d1d010a"),
+        (
+            &[("app", "nginx"), ("namespace", "web")],
+            "303ee681335f523a",
+        ),
+        (
+            &[("ünïcode", "值"), ("b", "a=b,c}\"\\\n")],
+            "d072e7a49d1d010a",
+        ),
     ];
     for (pairs, want) in cases {
-        assert_eq!(fingerprint(pairs.iter().copied()).to_string(), *want, "{pairs:?}");
+        assert_eq!(
+            fingerprint(pairs.iter().copied()).to_string(),
+            *want,
+            "{pairs:?}"
+        );
         let labels = Labels::from_pairs(pairs.iter().copied());
-        assert_eq!(labels.fingerprint().to_string(), *want, "{pairs:?} via Labels");
+        assert_eq!(
+            labels.fingerprint().to_string(),
+            *want,
+            "{pairs:?} via Labels"
+        );
     }
 }
 
@@ -29,14 +47,23 @@ fn fingerprint_ignores_order_and_separates_fields() {
     assert_eq!(a, fingerprint([("b", "2"), ("a", "1")]));
     // Moving bytes between name and value, or between labels, changes the fingerprint.
     assert_ne!(fingerprint([("ab", "c")]), fingerprint([("a", "bc")]));
-    assert_ne!(fingerprint([("a", "1b"), ("c", "")]), fingerprint([("a", "1"), ("bc", "")]));
-    assert_ne!(fingerprint([("a", "")]), fingerprint::<[(&str, &str); 0]>([]));
+    assert_ne!(
+        fingerprint([("a", "1b"), ("c", "")]),
+        fingerprint([("a", "1"), ("bc", "")])
+    );
+    assert_ne!(
+        fingerprint([("a", "")]),
+        fingerprint::<[(&str, &str); 0]>([])
+    );
 }
 
 #[test]
 fn labels_deserialize_sorted_and_reject_duplicates() {
     let l: Labels = serde_json::from_str(r#"{"z":"1","a":"2","m":"3"}"#).unwrap();
-    assert_eq!(l.iter().map(|(n, _)| n).collect::<Vec<_>>(), ["a", "m", "z"]);
+    assert_eq!(
+        l.iter().map(|(n, _)| n).collect::<Vec<_>>(),
+        ["a", "m", "z"]
+    );
     assert_eq!(l.to_string(), r#"{a="2", m="3", z="1"}"#);
     let e = serde_json::from_str::<Labels>(r#"{"a":"1","a":"2"}"#).unwrap_err();
     assert!(e.to_string().contains("duplicate label name \"a\""), "{e}");
@@ -45,13 +72,28 @@ fn labels_deserialize_sorted_and_reject_duplicates() {
 }
 
 const FIXTURES: &[(&str, &str)] = &[
-    ("metric_samples", include_str!("golden/v1/metric_samples.json")),
+    (
+        "metric_samples",
+        include_str!("golden/v1/metric_samples.json"),
+    ),
     ("log_entry", include_str!("golden/v1/log_entry.json")),
     ("node_event", include_str!("golden/v1/node_event.json")),
-    ("security_finding", include_str!("golden/v1/security_finding.json")),
-    ("alert_transition", include_str!("golden/v1/alert_transition.json")),
-    ("silence_change", include_str!("golden/v1/silence_change.json")),
-    ("notification_attempt", include_str!("golden/v1/notification_attempt.json")),
+    (
+        "security_finding",
+        include_str!("golden/v1/security_finding.json"),
+    ),
+    (
+        "alert_transition",
+        include_str!("golden/v1/alert_transition.json"),
+    ),
+    (
+        "silence_change",
+        include_str!("golden/v1/silence_change.json"),
+    ),
+    (
+        "notification_attempt",
+        include_str!("golden/v1/notification_attempt.json"),
+    ),
     ("audit", include_str!("golden/v1/audit.json")),
 ];
 
@@ -59,7 +101,11 @@ const FIXTURES: &[(&str, &str)] = &[
 /// must keep accepting these as long as the project lives.
 #[test]
 fn golden_v1_fixtures_round_trip() {
-    assert_eq!(FIXTURES.len(), RecordKind::ALL.len(), "one fixture per record type");
+    assert_eq!(
+        FIXTURES.len(),
+        RecordKind::ALL.len(),
+        "one fixture per record type"
+    );
     for (name, text) in FIXTURES {
         let env = decode(text.trim().as_bytes()).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(env.kind().as_str(), *name);
@@ -67,7 +113,11 @@ fn golden_v1_fixtures_round_trip() {
         let again: serde_json::Value = serde_json::from_slice(&encode(&env)).unwrap();
         let want: serde_json::Value = serde_json::from_str(text).unwrap();
         assert_eq!(again, want, "{name} does not round-trip");
-        assert_eq!(encode(&decode(&encode(&env)).unwrap()), encode(&env), "{name}");
+        assert_eq!(
+            encode(&decode(&encode(&env)).unwrap()),
+            encode(&env),
+            "{name}"
+        );
     }
 }
 
@@ -84,7 +134,9 @@ fn golden_keys_are_default_keys() {
 #[test]
 fn special_float_values_survive() {
     let env = decode(FIXTURES[0].1.trim().as_bytes()).unwrap();
-    let Payload::MetricSamples(m) = &env.payload else { panic!() };
+    let Payload::MetricSamples(m) = &env.payload else {
+        panic!()
+    };
     assert_eq!(m.samples[0].value, 1027.5);
     assert!(m.samples[1].value.is_nan());
     assert_ne!(m.samples[1].value.to_bits(), STALE_NAN_BITS);
@@ -103,7 +155,10 @@ fn newer_version_is_rejected_with_reason() {
     let b = with(FIXTURES[1].1, |v| v["version"] = 7.into());
     let e = decode(&b).unwrap_err();
     assert_eq!(e.code(), "newer_version");
-    assert_eq!(e.to_string(), "log_entry version 7 is newer than this build reads (up to 1)");
+    assert_eq!(
+        e.to_string(),
+        "log_entry version 7 is newer than this build reads (up to 1)"
+    );
     let b = with(FIXTURES[1].1, |v| v["version"] = 0.into());
     assert_eq!(decode(&b).unwrap_err().code(), "bad_version");
 }
@@ -113,7 +168,11 @@ fn malformed_records_are_rejected_with_reasons() {
     let cases: Vec<(Vec<u8>, &str, &str)> = vec![
         (b"not json".to_vec(), "json", "not valid JSON"),
         (b"{\"type\":\"log_entry\"".to_vec(), "json", "EOF"),
-        (with(FIXTURES[1].1, |v| v["type"] = "weather".into()), "unknown_type", "\"weather\""),
+        (
+            with(FIXTURES[1].1, |v| v["type"] = "weather".into()),
+            "unknown_type",
+            "\"weather\"",
+        ),
         (
             with(FIXTURES[1].1, |v| {
                 v.as_object_mut().unwrap().remove("tenant");
@@ -121,15 +180,25 @@ fn malformed_records_are_rejected_with_reasons() {
             "json",
             "missing field `tenant`",
         ),
-        (with(FIXTURES[1].1, |v| v["tenant"] = "a/b".into()), "invalid", "contains '/'"),
-        (with(FIXTURES[1].1, |v| v["key"] = "".into()), "invalid", "invalid key"),
+        (
+            with(FIXTURES[1].1, |v| v["tenant"] = "a/b".into()),
+            "invalid",
+            "contains '/'",
+        ),
+        (
+            with(FIXTURES[1].1, |v| v["key"] = "".into()),
+            "invalid",
+            "invalid key",
+        ),
         (
             with(FIXTURES[1].1, |v| v["payload"]["line"] = 5.into()),
             "payload",
             "log_entry payload: invalid type: integer `5`, expected a string",
         ),
         (
-            with(FIXTURES[1].1, |v| v["payload"]["labels"] = serde_json::json!({})),
+            with(FIXTURES[1].1, |v| {
+                v["payload"]["labels"] = serde_json::json!({})
+            }),
             "invalid",
             "a log stream needs at least one label",
         ),
@@ -140,17 +209,26 @@ fn malformed_records_are_rejected_with_reasons() {
         ),
         (
             with(FIXTURES[0].1, |v| {
-                v["payload"]["labels"].as_object_mut().unwrap().remove("__name__");
+                v["payload"]["labels"]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("__name__");
             }),
             "invalid",
             "__name__",
         ),
         (
-            with(FIXTURES[0].1, |v| v["payload"]["samples"][0]["value"] = "lots".into()),
+            with(FIXTURES[0].1, |v| {
+                v["payload"]["samples"][0]["value"] = "lots".into()
+            }),
             "payload",
             "\"lots\" is not a number",
         ),
-        (with(FIXTURES[1].1, |v| v["extra"] = 1.into()), "json", "unknown field `extra`"),
+        (
+            with(FIXTURES[1].1, |v| v["extra"] = 1.into()),
+            "json",
+            "unknown field `extra`",
+        ),
         (
             with(FIXTURES[2].1, |v| v["payload"]["severity"] = "fatal".into()),
             "payload",
@@ -175,7 +253,9 @@ fn external_events_get_defaults() {
     assert_eq!(env.source, "api");
     assert_eq!(env.version, 1);
     assert_eq!(env.key, fingerprint([("app", "x")]).to_string());
-    let Payload::LogEntry(e) = &env.payload else { panic!() };
+    let Payload::LogEntry(e) = &env.payload else {
+        panic!()
+    };
     assert_eq!(e.timestamp, Timestamp(1_700_000_000_000_000_000));
 
     let obj = serde_json::json!({"payload": {}});

@@ -1,0 +1,346 @@
+//! End-to-end tests of the `argus` binary on the embedded default.
+
+use std::collections::{HashMap, HashSet};
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+struct Argus {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Argus {
+    /// A failing test must not leave the process behind (it would hold the test's output open).
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Starts `argus run` on a free port and waits for the address it prints.
+fn start(data_dir: &Path, extra: &[&str]) -> Argus {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_argus"))
+        .args(["run", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data_dir)
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .trim()
+        .strip_prefix("argus listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_string();
+    Argus { child, url }
+}
+
+fn signal(child: &Child, sig: i32) {
+    unsafe {
+        libc::kill(child.id() as i32, sig);
+    }
+}
+
+fn log_event(id: u32) -> serde_json::Value {
+    serde_json::json!({
+        "type": "log_entry",
+        "tenant": "team-a",
+        "payload": {"labels": {"app": "e2e", "shard": (id % 4).to_string()}, "timestamp": id as i64, "line": format!("id={id}")}
+    })
+}
+
+/// Every `log_entry` id in the logs topic, with how many times it appears.
+async fn ids_on_log(client: &reqwest::Client, url: &str) -> HashMap<u32, usize> {
+    let mut seen = HashMap::new();
+    let topics: serde_json::Value = client
+        .get(format!("{url}/api/v1/topics"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let parts = topics["topics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "argus.logs")
+        .unwrap()["partitions"]
+        .as_array()
+        .unwrap()
+        .len();
+    for p in 0..parts {
+        let mut offset = 0;
+        loop {
+            let page: serde_json::Value = client
+                .get(format!("{url}/api/v1/topics/argus.logs/records?partition={p}&offset={offset}&limit=5000"))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            let recs = page["records"].as_array().unwrap();
+            if recs.is_empty() {
+                break;
+            }
+            for r in recs {
+                let line = r["value"]["payload"]["line"].as_str().unwrap();
+                let id: u32 = line.strip_prefix("id=").unwrap().parse().unwrap();
+                *seen.entry(id).or_default() += 1;
+            }
+            offset = page["next_offset"].as_i64().unwrap();
+        }
+    }
+    seen
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_loses_no_acknowledged_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut argus = start(dir.path(), &[]);
+    let client = reqwest::Client::new();
+    // Four writers post batches of 25 until the process dies under them.
+    let mut writers = Vec::new();
+    for w in 0..4u32 {
+        let (client, url) = (client.clone(), argus.url.clone());
+        writers.push(tokio::spawn(async move {
+            let (mut acked, mut sent): (Vec<u32>, Vec<u32>) = (Vec::new(), Vec::new());
+            for b in 0u32.. {
+                let ids: Vec<u32> = (0..25).map(|i| w * 10_000_000 + b * 25 + i).collect();
+                let body: Vec<_> = ids.iter().map(|i| log_event(*i)).collect();
+                sent.extend(&ids);
+                match client
+                    .post(format!("{url}/api/v1/events"))
+                    .json(&body)
+                    .send()
+                    .await
+                {
+                    Ok(r) if r.status() == 204 => acked.extend(ids),
+                    Ok(r) => panic!("unexpected status {}", r.status()),
+                    Err(_) => break,
+                }
+            }
+            (acked, sent)
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    signal(&argus.child, libc::SIGKILL);
+    argus.child.wait().unwrap();
+    let mut acked = HashSet::new();
+    let mut sent = HashSet::new();
+    for w in writers {
+        let (a, s) = w.await.unwrap();
+        acked.extend(a);
+        sent.extend(s);
+    }
+    assert!(
+        acked.len() >= 500,
+        "only {} records acknowledged before the kill",
+        acked.len()
+    );
+
+    let mut argus = start(dir.path(), &[]);
+    let seen = ids_on_log(&client, &argus.url).await;
+    let lost: Vec<_> = acked.iter().filter(|i| !seen.contains_key(i)).collect();
+    assert!(
+        lost.is_empty(),
+        "{} acknowledged records lost, e.g. {:?}",
+        lost.len(),
+        &lost[..lost.len().min(5)]
+    );
+    let twice: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "records stored twice: {twice:?}");
+    assert!(seen.keys().all(|i| sent.contains(i)), "records nobody sent");
+    eprintln!(
+        "acknowledged {}, stored {} (sent {})",
+        acked.len(),
+        seen.len(),
+        sent.len()
+    );
+    signal(&argus.child, libc::SIGKILL);
+    argus.child.wait().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_flushes_and_exits_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut argus = start(dir.path(), &["--log-format", "json"]);
+    let client = reqwest::Client::new();
+    let body: Vec<_> = (0..100).map(log_event).collect();
+    let r = client
+        .post(format!("{}/api/v1/events", argus.url))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    signal(&argus.child, libc::SIGTERM);
+    let status = argus.child.wait().unwrap();
+    assert!(status.success(), "exit status {status:?}");
+    let mut argus = start(dir.path(), &[]);
+    let seen = ids_on_log(&client, &argus.url).await;
+    assert_eq!(seen.len(), 100);
+    signal(&argus.child, libc::SIGTERM);
+    assert!(argus.child.wait().unwrap().success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_metrics_and_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut argus = start(dir.path(), &[]);
+    let c = reqwest::Client::new();
+    let u = &argus.url;
+    assert_eq!(
+        c.get(format!("{u}/ready")).send().await.unwrap().status(),
+        200
+    );
+    assert_eq!(
+        c.get(format!("{u}/-/healthy"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+
+    // A batch with one bad event is refused whole, with the event and the reason named.
+    let mut body: Vec<_> = (0..3).map(log_event).collect();
+    body[1]["payload"]["line"] = 7.into();
+    let r = c
+        .post(format!("{u}/api/v1/events"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let text = r.text().await.unwrap();
+    assert!(
+        text.contains("1 of 3 events are invalid; nothing was written"),
+        "{text}"
+    );
+    assert!(
+        text.contains("event 1: log_entry payload: invalid type: integer `7`, expected a string"),
+        "{text}"
+    );
+    let r = c
+        .post(format!("{u}/api/v1/events"))
+        .body("{oops")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.unwrap().contains("line 1: not JSON"));
+    let r = c
+        .post(format!("{u}/api/v1/events"))
+        .header("X-Scope-OrgID", "bad/tenant")
+        .json(&body[..1])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(
+        ids_on_log(&c, u).await.is_empty(),
+        "nothing written by refused requests"
+    );
+
+    // NDJSON works too.
+    let nd = format!("{}\n{}\n", log_event(10), log_event(11));
+    assert_eq!(
+        c.post(format!("{u}/api/v1/events"))
+            .body(nd)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        204
+    );
+
+    let m = c
+        .get(format!("{u}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let value = |needle: &str| -> f64 {
+        m.lines()
+            .find(|l| l.starts_with(needle))
+            .unwrap_or_else(|| panic!("no {needle} in /metrics:\n{m}"))
+            .rsplit(' ')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    // One bad event in the first batch, one line that is not JSON in the second.
+    assert_eq!(
+        value("argus_ingest_rejected_total{collector=\"events-api\",reason=\"invalid_event\"}"),
+        2.0
+    );
+    assert_eq!(
+        value("argus_ingest_rejected_total{collector=\"events-api\",reason=\"tenant\"}"),
+        1.0
+    );
+    assert_eq!(
+        value("argus_bus_records_produced_total{backend=\"embedded\",topic=\"argus.logs\"}"),
+        2.0
+    );
+    assert_eq!(
+        value("argus_ingest_records_received_total{collector=\"events-api\",type=\"log_entry\"}"),
+        2.0
+    );
+    signal(&argus.child, libc::SIGTERM);
+    assert!(argus.child.wait().unwrap().success());
+}
+
+#[test]
+fn bad_config_names_key_and_line_and_exits_nonzero() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("argus.yaml");
+    std::fs::write(
+        &f,
+        "listen: 127.0.0.1:0\nbus:\n  embedded:\n    partitionz: 2\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_argus"))
+        .args(["run", "--config"])
+        .arg(&f)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("argus.yaml:4:5: bus.embedded: unknown field `partitionz`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn example_configs_parse() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for f in [
+        "deploy/argus-embedded.yaml",
+        "deploy/argus-distributed.yaml",
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_argus"))
+            .arg("check-config")
+            .arg(root.join(f))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{f}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
