@@ -63,6 +63,20 @@ impl KafkaLog {
     }
 
     pub async fn ensure_topics(&self, specs: &[TopicSpec]) -> Result<()> {
+        // Create only what the metadata does not show: some Kafka-protocol brokers
+        // answer a CreateTopics for an existing topic slowly or not at all.
+        let probe: BaseConsumer = Self::client_config(&self.cfg).create()?;
+        let existing: Vec<String> = tokio::task::block_in_place(|| probe.fetch_metadata(None, Duration::from_secs(10)))?
+            .topics()
+            .iter()
+            .filter(|t| t.error().is_none() && !t.partitions().is_empty())
+            .map(|t| t.name().to_string())
+            .collect();
+        let specs: Vec<TopicSpec> = specs.iter().filter(|s| !existing.contains(&s.name)).cloned().collect();
+        if specs.is_empty() {
+            return Ok(());
+        }
+        let specs = &specs[..];
         let admin: AdminClient<DefaultClientContext> = Self::client_config(&self.cfg).create()?;
         let configs: Vec<(String, String, Option<String>)> = specs
             .iter()
@@ -105,7 +119,6 @@ impl KafkaLog {
             }
         }
         // Wait until the metadata shows every topic, so the first produce finds it.
-        let probe: BaseConsumer = Self::client_config(&self.cfg).create()?;
         for s in specs {
             let name = s.name.clone();
             let mut ok = false;
