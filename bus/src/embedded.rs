@@ -958,7 +958,7 @@ fn run_retention(
             }
         }
         if let Some(limit) = retention_bytes {
-            while st.bytes.get(&id).copied().unwrap_or(0) > limit as i64 {
+            while st.bytes.get(&id).copied().unwrap_or(0) > limit {
                 // The oldest chunk of the partition with the oldest record.
                 let oldest: Option<(i32, i64)> = conn
                     .query_row(

@@ -66,13 +66,18 @@ impl KafkaLog {
         // Create only what the metadata does not show: some Kafka-protocol brokers
         // answer a CreateTopics for an existing topic slowly or not at all.
         let probe: BaseConsumer = Self::client_config(&self.cfg).create()?;
-        let existing: Vec<String> = tokio::task::block_in_place(|| probe.fetch_metadata(None, Duration::from_secs(10)))?
-            .topics()
+        let existing: Vec<String> =
+            tokio::task::block_in_place(|| probe.fetch_metadata(None, Duration::from_secs(10)))?
+                .topics()
+                .iter()
+                .filter(|t| t.error().is_none() && !t.partitions().is_empty())
+                .map(|t| t.name().to_string())
+                .collect();
+        let specs: Vec<TopicSpec> = specs
             .iter()
-            .filter(|t| t.error().is_none() && !t.partitions().is_empty())
-            .map(|t| t.name().to_string())
+            .filter(|s| !existing.contains(&s.name))
+            .cloned()
             .collect();
-        let specs: Vec<TopicSpec> = specs.iter().filter(|s| !existing.contains(&s.name)).cloned().collect();
         if specs.is_empty() {
             return Ok(());
         }

@@ -225,8 +225,10 @@ async fn compacted_topic_keeps_newest_per_key() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_producers_share_commits() {
     let dir = tempfile::tempdir().unwrap();
-    let mut bc = BusConfig::default();
-    bc.embedded = cfg(dir.path());
+    let bc = BusConfig {
+        embedded: cfg(dir.path()),
+        ..Default::default()
+    };
     let log = EventLog::open(&bc).await.unwrap();
     let mut tasks = Vec::new();
     for w in 0..8 {

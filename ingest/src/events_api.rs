@@ -49,10 +49,11 @@ fn reject(reason: &'static str, msg: String) -> IngestError {
     IngestError::BadRequest(msg)
 }
 
+/// One event of a body: its object, or why it is not one.
+type ParsedEvent = Result<Map<String, Value>, String>;
+
 /// Splits a body into JSON objects: an array, one object, or NDJSON.
-fn parse_body(
-    body: &[u8],
-) -> Result<Vec<(usize, Result<Map<String, Value>, String>)>, IngestError> {
+fn parse_body(body: &[u8]) -> Result<Vec<(usize, ParsedEvent)>, IngestError> {
     let text = std::str::from_utf8(body)
         .map_err(|e| reject("encoding", format!("body is not UTF-8: {e}")))?;
     let trimmed = text.trim_start();
