@@ -99,8 +99,8 @@ stop_pidfile() {
     log "$name is not running"
     return 0
   fi
-  log "stopping $name (pid $pid)"
-  kill -TERM "$pid" 2>/dev/null || true
+  log "stopping $name (pid $pid, SIG${ARGUS_STOP_SIGNAL:-TERM})"
+  kill -"${ARGUS_STOP_SIGNAL:-TERM}" "$pid" 2>/dev/null || true
   if ! wait_gone "$pid" "$timeout"; then
     log "$name did not stop within ${timeout}s; sending SIGKILL"
     kill -KILL "$pid" 2>/dev/null || true

@@ -68,7 +68,10 @@ start ARGUS_TEST_CLICKHOUSE_URL clickhouse "$ch_port" start-clickhouse.sh stop-c
 start ARGUS_TEST_CLICKHOUSE_MODERN_URL clickhouse-modern "$modern_port" \
   start-clickhouse-modern.sh stop-clickhouse-modern.sh
 export ARGUS_TEST_KAFKA_START="$REPO/deploy/start-kafka.sh $kafka_port"
-export ARGUS_TEST_KAFKA_STOP="$REPO/deploy/stop-kafka.sh $kafka_port"
+# The restart test crashes the broker (SIGKILL): tansu 0.6.0's SIGTERM path stops its
+# storage task before its listener, panics in the group coordinator, and after such a
+# stop its idempotent-producer check panics too (see README, "tansu").
+export ARGUS_TEST_KAFKA_STOP="env ARGUS_STOP_SIGNAL=KILL $REPO/deploy/stop-kafka.sh $kafka_port"
 export ARGUS_REQUIRE_SERVICES=1
 env | grep -E '^ARGUS_(TEST_|REQUIRE_)' | sort
 

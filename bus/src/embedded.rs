@@ -482,12 +482,21 @@ impl EmbeddedConsumer {
             return Ok(Vec::new());
         }
         // Only partitions with something new, starting after the last one served.
-        let wanted: Vec<(usize, String, i64, i32, i64)> = (0..n)
+        let wanted: Vec<(usize, String, i64, i32, i64, i64)> = (0..n)
             .map(|i| (self.next_start + i) % n)
             .filter_map(|i| {
                 let a = &self.assigned[i];
-                (self.log.next_offset(a.topic_id, a.partition) > a.position)
-                    .then(|| (i, a.topic.clone(), a.topic_id, a.partition, a.position))
+                let next = self.log.next_offset(a.topic_id, a.partition);
+                (next > a.position).then(|| {
+                    (
+                        i,
+                        a.topic.clone(),
+                        a.topic_id,
+                        a.partition,
+                        a.position,
+                        next,
+                    )
+                })
             })
             .collect();
         if wanted.is_empty() {
@@ -496,26 +505,30 @@ impl EmbeddedConsumer {
         self.next_start = (self.next_start + 1) % n;
         let conn = self.conn.clone();
         let path = self.log.inner.path.clone();
-        let got = tokio::task::spawn_blocking(move || -> Result<Vec<(usize, Vec<Record>)>> {
+        type Fetched = Vec<(usize, i64, Vec<Record>)>;
+        let got = tokio::task::spawn_blocking(move || -> Result<Fetched> {
             let conn = conn.lock().expect("lock");
             let mut left = max;
             let mut got = Vec::new();
-            for (i, topic, id, p, pos) in wanted {
+            for (i, topic, id, p, pos, next) in wanted {
                 if left == 0 {
                     break;
                 }
                 let recs = fetch(&conn, &path, &topic, id, p, pos, left)?;
                 left -= recs.len();
-                got.push((i, recs));
+                got.push((i, next, recs));
             }
             Ok(got)
         })
         .await
         .map_err(|e| BusError::Embedded(e.to_string()))??;
         let mut out = Vec::new();
-        for (i, recs) in got {
-            if let Some(last) = recs.last() {
-                self.assigned[i].position = last.offset + 1;
+        for (i, next, recs) in got {
+            match recs.last() {
+                Some(last) => self.assigned[i].position = last.offset + 1,
+                // `next` was read before the query, whose snapshot holds every record
+                // below it: nothing there means retention removed them; skip the gap.
+                None => self.assigned[i].position = self.assigned[i].position.max(next),
             }
             out.extend(recs);
         }
