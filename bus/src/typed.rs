@@ -34,13 +34,18 @@ pub struct TypedBatch {
 pub struct TypedConsumer {
     log: EventLog,
     inner: Consumer,
+    lag_refreshed: Option<std::time::Instant>,
 }
+
+/// How often a typed consumer refreshes `argus_bus_consumer_lag_records`.
+const LAG_REFRESH: Duration = Duration::from_secs(10);
 
 impl TypedConsumer {
     pub async fn new(log: &EventLog, group: &str, topics: &[&str]) -> Result<Self> {
         Ok(TypedConsumer {
             log: log.clone(),
             inner: log.consumer(group, topics).await?,
+            lag_refreshed: None,
         })
     }
 
@@ -80,9 +85,20 @@ impl TypedConsumer {
         Ok(batch)
     }
 
-    /// Commits a batch returned by [`TypedConsumer::poll`].
+    /// Commits a batch returned by [`TypedConsumer::poll`], and every
+    /// [`LAG_REFRESH`] updates the group's lag gauge.
     pub async fn commit(&mut self, batch: &TypedBatch) -> Result<()> {
-        self.inner.commit_offsets(&batch.offsets).await
+        self.inner.commit_offsets(&batch.offsets).await?;
+        if self
+            .lag_refreshed
+            .is_none_or(|t| t.elapsed() >= LAG_REFRESH)
+        {
+            self.lag_refreshed = Some(std::time::Instant::now());
+            if let Err(e) = self.inner.lag().await {
+                tracing::debug!(group = self.inner.group(), error = %e, "lag not refreshed");
+            }
+        }
+        Ok(())
     }
 }
 

@@ -267,6 +267,20 @@ async fn malformed_records_go_to_dead_letter(h: Harness) {
         events.extend(b.events);
     }
     assert_eq!(dead, 2);
+    // The first commit refreshed the lag gauge of the group: the series exists, at 0.
+    let group = format!("g-{}", h.tag);
+    let lag: Vec<f64> = prometheus::gather()
+        .iter()
+        .filter(|f| f.name() == "argus_bus_consumer_lag_records")
+        .flat_map(|f| f.get_metric().iter())
+        .filter(|m| {
+            m.get_label()
+                .iter()
+                .any(|l| l.name() == "group" && l.value() == group)
+        })
+        .map(|m| m.get_gauge().value())
+        .collect();
+    assert_eq!(lag, [0.0], "lag gauge of {group}");
     let lines: Vec<String> = events
         .iter()
         .map(|e| match &e.envelope.payload {
