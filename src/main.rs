@@ -171,7 +171,10 @@ async fn run(s: Settings, component: Component) -> anyhow::Result<()> {
         log: log.clone(),
         ready: ready.clone(),
     };
-    let app = server::router(state).merge(argus_ingest::events_api::router(log.clone()));
+    let app = server::router(state)
+        .merge(argus_ingest::events_api::router(log.clone()))
+        .merge(argus_ingest::loki_push::router(log.clone()))
+        .merge(argus_ingest::remote_write::router(log.clone()));
     let listener = tokio::net::TcpListener::bind(s.listen)
         .await
         .with_context(|| format!("listening on {}", s.listen))?;

@@ -344,3 +344,88 @@ fn example_configs_parse() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn loki_push_is_served_by_the_binary() {
+    let dir = tempfile::tempdir().unwrap();
+    let argus = start(dir.path(), &[]);
+    let c = reqwest::Client::new();
+    let body = serde_json::json!({"streams": [{"stream": {"app": "e2e"}, "values": [["1700000000000000000", "id=7"], ["1700000000000000001", "id=8"]]}]});
+    let r = c
+        .post(format!("{}/loki/api/v1/push", argus.url))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let seen = ids_on_log(&c, &argus.url).await;
+    assert_eq!(
+        seen.keys()
+            .copied()
+            .collect::<std::collections::BTreeSet<_>>(),
+        [7, 8].into()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remote_write_is_served_by_the_binary() {
+    use argus_ingest::remote_write::proto;
+    use prost::Message;
+    let dir = tempfile::tempdir().unwrap();
+    let argus = start(dir.path(), &[]);
+    let req = proto::WriteRequest {
+        timeseries: vec![proto::TimeSeries {
+            labels: vec![
+                proto::Label {
+                    name: "__name__".into(),
+                    value: "up".into(),
+                },
+                proto::Label {
+                    name: "job".into(),
+                    value: "node".into(),
+                },
+            ],
+            samples: vec![proto::Sample {
+                value: 1.0,
+                timestamp: 1_700_000_000_000,
+            }],
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let body = snap::raw::Encoder::new()
+        .compress_vec(&req.encode_to_vec())
+        .unwrap();
+    let c = reqwest::Client::new();
+    let r = c
+        .post(format!("{}/api/v1/write", argus.url))
+        .header("content-type", "application/x-protobuf")
+        .header("content-encoding", "snappy")
+        .header("x-prometheus-remote-write-version", "0.1.0")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204, "{}", r.text().await.unwrap());
+    let page: serde_json::Value = c
+        .get(format!(
+            "{}/api/v1/topics/argus.metrics/records?partition=0&offset=0",
+            argus.url
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let rec = &page["records"][0]["value"];
+    assert_eq!(rec["type"], "metric_samples");
+    assert_eq!(
+        rec["payload"]["labels"],
+        serde_json::json!({"__name__": "up", "job": "node"})
+    );
+    assert_eq!(
+        rec["payload"]["samples"][0]["timestamp_ms"],
+        1_700_000_000_000i64
+    );
+}

@@ -21,3 +21,13 @@ pub static REJECTED: LazyLock<IntCounterVec> = LazyLock::new(|| {
     )
     .expect("metric registers")
 });
+
+pub static SAMPLES_RECEIVED: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "argus_ingest_samples_received_total",
+        "Metric samples accepted by a collector and written to the event log (a record of \
+         type metric_samples carries one or more).",
+        &["collector"]
+    )
+    .expect("metric registers")
+});
