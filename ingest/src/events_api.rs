@@ -29,8 +29,14 @@ pub fn router(log: argus_bus::EventLog) -> Router {
         .with_state(log)
 }
 
-/// The tenant a request is for: `X-Scope-OrgID`, else the default tenant.
-pub fn tenant_of(headers: &HeaderMap) -> Result<String, IngestError> {
+/// The tenant a request is for: `X-Scope-OrgID`, else the default tenant. An invalid
+/// header is counted as a `tenant` rejection of `collector`.
+pub fn tenant_of(headers: &HeaderMap, collector: &str) -> Result<String, IngestError> {
+    tenant_from_header(headers)
+        .inspect_err(|_| REJECTED.with_label_values(&[collector, "tenant"]).inc())
+}
+
+fn tenant_from_header(headers: &HeaderMap) -> Result<String, IngestError> {
     match headers.get("x-scope-orgid") {
         None => Ok(argus_schemas::DEFAULT_TENANT.to_string()),
         Some(v) => {
@@ -112,8 +118,7 @@ async fn post_events(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<StatusCode, IngestError> {
-    let tenant = tenant_of(&headers)
-        .inspect_err(|_| REJECTED.with_label_values(&[COLLECTOR, "tenant"]).inc())?;
+    let tenant = tenant_of(&headers, COLLECTOR)?;
     let items = parse_body(&body)?;
     if items.len() > MAX_EVENTS_PER_REQUEST {
         return Err(reject(

@@ -281,8 +281,7 @@ async fn push(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<StatusCode, IngestError> {
-    let tenant = tenant_of(&headers)
-        .inspect_err(|_| REJECTED.with_label_values(&[COLLECTOR, "tenant"]).inc())?;
+    let tenant = tenant_of(&headers, COLLECTOR)?;
     let streams = if is_json(&headers) {
         decode_json(&headers, &body)?
     } else {

@@ -272,8 +272,7 @@ async fn receive(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<(), IngestError> {
-    let tenant = tenant_of(headers)
-        .inspect_err(|_| REJECTED.with_label_values(&[COLLECTOR, "tenant"]).inc())?;
+    let tenant = tenant_of(headers, COLLECTOR)?;
     let raw = snappy_raw(body).inspect_err(|e| {
         let reason = match e {
             IngestError::TooLarge(_) => "too_large",

@@ -3,21 +3,23 @@
 
 use std::time::Duration;
 
+/// Units from largest to smallest, in milliseconds.
+const UNITS: [(&str, u64); 7] = [
+    ("y", 365 * 86_400_000),
+    ("w", 7 * 86_400_000),
+    ("d", 86_400_000),
+    ("h", 3_600_000),
+    ("m", 60_000),
+    ("s", 1_000),
+    ("ms", 1),
+];
+
 /// Parses a Prometheus duration: one or more `<integer><unit>` with units in
 /// decreasing order, from `y w d h m s ms`. `0` alone is zero.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     if s == "0" {
         return Ok(Duration::ZERO);
     }
-    const UNITS: [(&str, u64); 7] = [
-        ("y", 365 * 86_400_000),
-        ("w", 7 * 86_400_000),
-        ("d", 86_400_000),
-        ("h", 3_600_000),
-        ("m", 60_000),
-        ("s", 1_000),
-        ("ms", 1),
-    ];
     let bad = || format!("{s:?} is not a duration (e.g. 30s, 5m, 1h30m, 7d)");
     if s.is_empty() {
         return Err(bad());
@@ -62,15 +64,7 @@ pub fn format_duration(d: Duration) -> String {
         return "0s".into();
     }
     let mut out = String::new();
-    for (u, n) in [
-        ("y", 365 * 86_400_000u64),
-        ("w", 7 * 86_400_000),
-        ("d", 86_400_000),
-        ("h", 3_600_000),
-        ("m", 60_000),
-        ("s", 1_000),
-        ("ms", 1),
-    ] {
+    for (u, n) in UNITS {
         if ms >= n {
             out.push_str(&format!("{}{u}", ms / n));
             ms %= n;
