@@ -174,7 +174,8 @@ async fn run(s: Settings, component: Component) -> anyhow::Result<()> {
     let app = server::router(state)
         .merge(argus_ingest::events_api::router(log.clone()))
         .merge(argus_ingest::loki_push::router(log.clone()))
-        .merge(argus_ingest::remote_write::router(log.clone()));
+        .merge(argus_ingest::remote_write::router(log.clone()))
+        .merge(argus_ingest::findings::router(log.clone()));
     let listener = tokio::net::TcpListener::bind(s.listen)
         .await
         .with_context(|| format!("listening on {}", s.listen))?;

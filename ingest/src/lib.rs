@@ -1,19 +1,26 @@
-//! Collectors: everything that brings data into the event log.
+//! Collectors: everything that brings data into the event log. One module per
+//! protocol or source:
 //!
-//! Today: [`events_api`], the generic `POST /api/v1/events` endpoint through which any
-//! producer can write records in Argus' own schema (see `schemas/json/`);
-//! [`exposition`], the parser of the Prometheus text and OpenMetrics formats that the
-//! scraper (not yet written) will use; and [`remote_write`], the Prometheus remote write
-//! 1.0 receiver (`POST /api/v1/write`). The protocol-specific collectors (scrape, remote
-//! write, Loki push, syslog, node problems, security findings) are separate modules
-//! beside it.
+//! - [`events_api`]: `POST /api/v1/events`, records in Argus' own schema (`schemas/json/`);
+//! - [`loki_push`]: Loki's push API (JSON and snappy protobuf);
+//! - [`remote_write`]: Prometheus remote write 1.0 (`POST /api/v1/write`);
+//! - [`findings`]: Falco, Trivy and Clair receivers (`/api/v1/findings/*`) and the
+//!   running-images map;
+//! - [`exposition`]: the Prometheus text / OpenMetrics parser the scraper will use;
+//! - [`node_problems`]: node-problem-detector's kernel-log and custom-plugin monitors, as
+//!   a library (not yet run by the binary);
+//! - [`body`]: request decoding shared by the HTTP collectors.
+//!
+//! Not yet written: the scraper, file tailing, syslog.
 
 pub mod body;
 mod error;
 pub mod events_api;
 pub mod exposition;
+pub mod findings;
 pub mod loki_push;
 pub mod metrics;
+pub mod node_problems;
 pub mod remote_write;
 
 pub use error::IngestError;

@@ -2,7 +2,7 @@
 
 use std::sync::LazyLock;
 
-use prometheus::{IntCounterVec, register_int_counter_vec};
+use prometheus::{IntCounterVec, IntGaugeVec, register_int_counter_vec, register_int_gauge_vec};
 
 pub static RECEIVED: LazyLock<IntCounterVec> = LazyLock::new(|| {
     register_int_counter_vec!(
@@ -28,6 +28,45 @@ pub static SAMPLES_RECEIVED: LazyLock<IntCounterVec> = LazyLock::new(|| {
         "Metric samples accepted by a collector and written to the event log (a record of \
          type metric_samples carries one or more).",
         &["collector"]
+    )
+    .expect("metric registers")
+});
+
+pub static FINDINGS_DUPLICATES: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "argus_ingest_findings_duplicates_total",
+        "Security findings a receiver did not re-publish because it had published the \
+         identical finding within its re-report window (per process).",
+        &["collector"]
+    )
+    .expect("metric registers")
+});
+
+pub static NODE_PROBLEMS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "argus_ingest_node_problems_total",
+        "Node problem events a node-problem monitor emitted (temporary events and condition \
+         changes), by monitor and reason; node-problem-detector's problem_counter.",
+        &["monitor", "reason"]
+    )
+    .expect("metric registers")
+});
+
+pub static NODE_PROBLEM_CONDITION: LazyLock<IntGaugeVec> = LazyLock::new(|| {
+    register_int_gauge_vec!(
+        "argus_ingest_node_problem_condition",
+        "1 while a node condition holds with this reason, else 0; node-problem-detector's \
+         problem_gauge.",
+        &["monitor", "type", "reason"]
+    )
+    .expect("metric registers")
+});
+
+pub static NODE_LOG_RECORDS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "argus_ingest_node_log_records_total",
+        "Kernel and system log records a node-problem log monitor matched its rules against.",
+        &["monitor"]
     )
     .expect("metric registers")
 });
