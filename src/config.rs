@@ -27,9 +27,21 @@ pub struct Config {
     pub log: LogConfig,
     #[serde(default)]
     pub bus: BusConfig,
+    /// Collectors that listen on their own sockets.
+    #[serde(default)]
+    pub ingest: IngestConfig,
     /// The log store's ClickHouse server; without it, the embedded store is used.
     #[serde(default)]
     pub clickhouse: Option<ClickHouseConfig>,
+}
+
+/// `ingest:` in the config file.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct IngestConfig {
+    /// The syslog receiver (RFC 5424 / 3164 over UDP and TCP); off unless set.
+    #[serde(default)]
+    pub syslog: Option<argus_ingest::syslog::SyslogConfig>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -90,6 +102,7 @@ pub struct Settings {
     pub listen: SocketAddr,
     pub log: LogConfig,
     pub bus: BusConfig,
+    pub ingest: IngestConfig,
     pub clickhouse: Option<ClickHouseConfig>,
 }
 
@@ -183,6 +196,7 @@ impl Config {
                 .unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("valid default")),
             log: self.log,
             bus: self.bus,
+            ingest: self.ingest,
             clickhouse: self.clickhouse,
         }
     }

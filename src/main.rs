@@ -176,6 +176,18 @@ async fn run(s: Settings, component: Component) -> anyhow::Result<()> {
         .merge(argus_ingest::loki_push::router(log.clone()))
         .merge(argus_ingest::remote_write::router(log.clone()))
         .merge(argus_ingest::findings::router(log.clone()));
+    // Collectors with sockets of their own bind before readiness, so a bad address or a
+    // port in use stops the start.
+    let (stop_collectors, collectors_stopped) = tokio::sync::watch::channel(false);
+    let mut collectors = Vec::new();
+    if let Some(cfg) = s.ingest.syslog.clone() {
+        let server = argus_ingest::syslog::SyslogServer::bind(cfg)
+            .await
+            .context("starting the syslog receiver (ingest.syslog)")?;
+        tracing::info!(udp = ?server.udp_addr(), tcp = ?server.tcp_addr(), "syslog receiver listening");
+        let (log, rx) = (log.clone(), collectors_stopped.clone());
+        collectors.push(tokio::spawn(async move { server.run(log, rx).await }));
+    }
     let listener = tokio::net::TcpListener::bind(s.listen)
         .await
         .with_context(|| format!("listening on {}", s.listen))?;
@@ -215,6 +227,14 @@ async fn run(s: Settings, component: Component) -> anyhow::Result<()> {
         Ok(r) => r.context("HTTP server task")??,
         Err(_) => {
             tracing::warn!(grace = ?SHUTDOWN_GRACE, "requests still open after the grace period; closing them")
+        }
+    }
+    let _ = stop_collectors.send(true);
+    for c in collectors {
+        match c.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "collector stopped with an error"),
+            Err(e) => tracing::warn!(error = %e, "collector task failed"),
         }
     }
     log.close().await.context("flushing the event log")?;

@@ -429,3 +429,56 @@ async fn remote_write_is_served_by_the_binary() {
         1_700_000_000_000i64
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn syslog_from_config_reaches_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let cfg = dir.path().join("argus.yaml");
+    std::fs::write(
+        &cfg,
+        format!("ingest:\n  syslog:\n    udp: 127.0.0.1:{port}\n    batch_wait: 10ms\n"),
+    )
+    .unwrap();
+    let argus = start(
+        &dir.path().join("data"),
+        &["--config", cfg.to_str().unwrap()],
+    );
+    let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    sock.send_to(
+        b"<14>1 2026-11-25T10:00:00.5Z web01 nginx 42 - - id=9",
+        ("127.0.0.1", port),
+    )
+    .await
+    .unwrap();
+    let c = reqwest::Client::new();
+    let mut seen = HashMap::new();
+    for _ in 0..50 {
+        seen = ids_on_log(&c, &argus.url).await;
+        if !seen.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(seen, HashMap::from([(9, 1)]));
+    let page: serde_json::Value = c
+        .get(format!(
+            "{}/api/v1/topics/argus.logs/records?partition=0&offset=0",
+            argus.url
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let labels = &page["records"][0]["value"]["payload"]["labels"];
+    assert_eq!(labels["host"], "web01");
+    assert_eq!(labels["app"], "nginx");
+    assert_eq!(labels["severity"], "info");
+    assert_eq!(labels["facility"], "user");
+}

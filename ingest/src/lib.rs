@@ -9,9 +9,10 @@
 //! - [`exposition`]: the Prometheus text / OpenMetrics parser the scraper will use;
 //! - [`node_problems`]: node-problem-detector's kernel-log and custom-plugin monitors, as
 //!   a library (not yet run by the binary);
+//! - [`syslog`]: the syslog receiver (RFC 5424 / RFC 3164 over UDP and TCP);
 //! - [`body`]: request decoding shared by the HTTP collectors.
 //!
-//! Not yet written: the scraper, file tailing, syslog.
+//! Not yet written: the scraper, file tailing.
 
 pub mod body;
 mod error;
@@ -22,5 +23,6 @@ pub mod loki_push;
 pub mod metrics;
 pub mod node_problems;
 pub mod remote_write;
+pub mod syslog;
 
 pub use error::IngestError;

@@ -70,3 +70,49 @@ pub static NODE_LOG_RECORDS: LazyLock<IntCounterVec> = LazyLock::new(|| {
     )
     .expect("metric registers")
 });
+
+pub static SYSLOG_MESSAGES: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "argus_ingest_syslog_messages_total",
+        "Syslog messages received, by transport (udp, tcp) and format (rfc5424, rfc3164, \
+         malformed); malformed ones are kept as entries too.",
+        &["transport", "format"]
+    )
+    .expect("metric registers")
+});
+
+pub static SYSLOG_DROPPED: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "argus_ingest_syslog_dropped_total",
+        "Syslog messages received but not written to the event log: queue_full (UDP while \
+         the queue to an unavailable event log is full), shutdown (still unpublished when \
+         the shutdown grace period ended).",
+        &["reason"]
+    )
+    .expect("metric registers")
+});
+
+pub static SYSLOG_TRUNCATED: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "argus_ingest_syslog_truncated_total",
+        "Syslog messages longer than max_message_bytes, kept truncated.",
+        &["transport"]
+    )
+    .expect("metric registers")
+});
+
+pub static SYSLOG_PUBLISH_FAILURES: LazyLock<prometheus::IntCounter> = LazyLock::new(|| {
+    prometheus::register_int_counter!(
+        "argus_ingest_syslog_publish_failures_total",
+        "Failed attempts to publish a batch of syslog entries (the batch is kept and retried)."
+    )
+    .expect("metric registers")
+});
+
+pub static SYSLOG_CONNECTIONS: LazyLock<prometheus::IntGauge> = LazyLock::new(|| {
+    prometheus::register_int_gauge!(
+        "argus_ingest_syslog_connections",
+        "Open syslog TCP connections."
+    )
+    .expect("metric registers")
+});
