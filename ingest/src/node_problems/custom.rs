@@ -231,18 +231,7 @@ impl CustomPluginMonitor {
     }
 
     fn reset(&mut self, now: Timestamp) {
-        self.conditions = self
-            .config
-            .conditions
-            .iter()
-            .map(|d| ConditionState {
-                condition_type: d.condition_type.clone(),
-                status: ConditionStatus::False,
-                reason: d.reason.clone(),
-                message: d.message.clone(),
-                transition: now,
-            })
-            .collect();
+        self.conditions = super::monitor::default_states(&self.config.conditions, now);
     }
 
     fn event(

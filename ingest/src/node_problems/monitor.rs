@@ -93,6 +93,24 @@ impl LogBuffer {
     }
 }
 
+/// Every configured condition at its default: `False`, with its default reason and
+/// message, as NPD starts a monitor.
+pub(crate) fn default_states(
+    defaults: &[super::config::DefaultCondition],
+    now: Timestamp,
+) -> Vec<ConditionState> {
+    defaults
+        .iter()
+        .map(|d| ConditionState {
+            condition_type: d.condition_type.clone(),
+            status: ConditionStatus::False,
+            reason: d.reason.clone(),
+            message: d.message.clone(),
+            transition: now,
+        })
+        .collect()
+}
+
 /// The state of one condition.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConditionState {
@@ -135,18 +153,7 @@ impl LogMonitor {
     }
 
     fn reset_conditions(&mut self, now: Timestamp) {
-        self.conditions = self
-            .config
-            .conditions
-            .iter()
-            .map(|d| ConditionState {
-                condition_type: d.condition_type.clone(),
-                status: ConditionStatus::False,
-                reason: d.reason.clone(),
-                message: d.message.clone(),
-                transition: now,
-            })
-            .collect();
+        self.conditions = default_states(&self.config.conditions, now);
     }
 
     /// Starts (or restarts) the monitor: every condition back to its default, `False`,
