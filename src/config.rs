@@ -42,6 +42,9 @@ pub struct IngestConfig {
     /// The syslog receiver (RFC 5424 / 3164 over UDP and TCP); off unless set.
     #[serde(default)]
     pub syslog: Option<argus_ingest::syslog::SyslogConfig>,
+    /// File tailing (globs, rotation, checkpointed positions); off unless set.
+    #[serde(default)]
+    pub tail: Option<argus_ingest::tail::TailConfig>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -188,6 +191,9 @@ impl Config {
             .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
         if self.bus.embedded.dir.as_os_str().is_empty() {
             self.bus.embedded.dir = data_dir.join("log");
+        }
+        if let Some(t) = &mut self.ingest.tail {
+            t.fill_positions_file(&data_dir);
         }
         Settings {
             data_dir,

@@ -186,7 +186,17 @@ async fn run(s: Settings, component: Component) -> anyhow::Result<()> {
             .context("starting the syslog receiver (ingest.syslog)")?;
         tracing::info!(udp = ?server.udp_addr(), tcp = ?server.tcp_addr(), "syslog receiver listening");
         let (log, rx) = (log.clone(), collectors_stopped.clone());
-        collectors.push(tokio::spawn(async move { server.run(log, rx).await }));
+        collectors.push(tokio::spawn(async move {
+            server.run(log, rx).await.map_err(|e| e.to_string())
+        }));
+    }
+    if let Some(cfg) = s.ingest.tail.clone() {
+        let tailer =
+            argus_ingest::tail::Tailer::new(cfg).context("starting file tailing (ingest.tail)")?;
+        let (log, rx) = (log.clone(), collectors_stopped.clone());
+        collectors.push(tokio::spawn(async move {
+            tailer.run(log, rx).await.map_err(|e| e.to_string())
+        }));
     }
     let listener = tokio::net::TcpListener::bind(s.listen)
         .await

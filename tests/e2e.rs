@@ -1,7 +1,7 @@
 //! End-to-end tests of the `argus` binary on the embedded default.
 
 use std::collections::{HashMap, HashSet};
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -481,4 +481,53 @@ async fn syslog_from_config_reaches_the_log() {
     assert_eq!(labels["app"], "nginx");
     assert_eq!(labels["severity"], "info");
     assert_eq!(labels["facility"], "user");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tailed_file_survives_restart_without_repeats() {
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    let file = logs.join("app.log");
+    std::fs::write(&file, "id=1\nid=2\n").unwrap();
+    let cfg = dir.path().join("argus.yaml");
+    std::fs::write(
+        &cfg,
+        format!("ingest:\n  tail:\n    paths: [\"{}/*.log\"]\n    labels: {{job: app}}\n    poll_interval: 50ms\n", logs.display()),
+    )
+    .unwrap();
+    let data = dir.path().join("data");
+    let c = reqwest::Client::new();
+    let wait_for = |n: usize, url: String| {
+        let c = c.clone();
+        async move {
+            let mut seen = HashMap::new();
+            for _ in 0..100 {
+                seen = ids_on_log(&c, &url).await;
+                if seen.len() >= n {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            seen
+        }
+    };
+    let mut argus = start(&data, &["--config", cfg.to_str().unwrap()]);
+    assert_eq!(
+        wait_for(2, argus.url.clone()).await,
+        HashMap::from([(1, 1), (2, 1)])
+    );
+    signal(&argus.child, libc::SIGTERM);
+    assert!(argus.child.wait().unwrap().success());
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&file)
+        .unwrap()
+        .write_all(b"id=3\n")
+        .unwrap();
+    let argus = start(&data, &["--config", cfg.to_str().unwrap()]);
+    assert_eq!(
+        wait_for(3, argus.url.clone()).await,
+        HashMap::from([(1, 1), (2, 1), (3, 1)])
+    );
 }

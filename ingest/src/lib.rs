@@ -10,9 +10,10 @@
 //! - [`node_problems`]: node-problem-detector's kernel-log and custom-plugin monitors, as
 //!   a library (not yet run by the binary);
 //! - [`syslog`]: the syslog receiver (RFC 5424 / RFC 3164 over UDP and TCP);
+//! - [`tail`]: file tailing (globs, rotation, copytruncate, positions file, multiline);
 //! - [`body`]: request decoding shared by the HTTP collectors.
 //!
-//! Not yet written: the scraper, file tailing.
+//! Not yet written: the scraper.
 
 pub mod body;
 mod error;
@@ -24,5 +25,6 @@ pub mod metrics;
 pub mod node_problems;
 pub mod remote_write;
 pub mod syslog;
+pub mod tail;
 
 pub use error::IngestError;

@@ -116,3 +116,62 @@ pub static SYSLOG_CONNECTIONS: LazyLock<prometheus::IntGauge> = LazyLock::new(||
     )
     .expect("metric registers")
 });
+
+pub static TAIL_LINES_READ: LazyLock<prometheus::IntCounter> = LazyLock::new(|| {
+    prometheus::register_int_counter!(
+        "argus_ingest_tail_lines_read_total",
+        "Lines read from tailed files (before multiline joining)."
+    )
+    .expect("metric registers")
+});
+
+pub static TAIL_BYTES_READ: LazyLock<prometheus::IntCounter> = LazyLock::new(|| {
+    prometheus::register_int_counter!(
+        "argus_ingest_tail_bytes_read_total",
+        "Bytes read from tailed files."
+    )
+    .expect("metric registers")
+});
+
+pub static TAIL_FILES_WATCHED: LazyLock<prometheus::IntGauge> = LazyLock::new(|| {
+    prometheus::register_int_gauge!(
+        "argus_ingest_tail_files_watched",
+        "Files the tailer follows, including rotated or deleted ones it is finishing."
+    )
+    .expect("metric registers")
+});
+
+pub static TAIL_ROTATIONS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "argus_ingest_tail_rotations_total",
+        "Rotations (a path now names another file: rotation) and truncations \
+         (copytruncate: a file shorter than what was read) the tailer detected.",
+        &["kind"]
+    )
+    .expect("metric registers")
+});
+
+pub static TAIL_TRUNCATED_LINES: LazyLock<prometheus::IntCounter> = LazyLock::new(|| {
+    prometheus::register_int_counter!(
+        "argus_ingest_tail_truncated_lines_total",
+        "Lines (or multiline entries) longer than max_line_bytes, kept truncated."
+    )
+    .expect("metric registers")
+});
+
+pub static TAIL_PUBLISH_FAILURES: LazyLock<prometheus::IntCounter> = LazyLock::new(|| {
+    prometheus::register_int_counter!(
+        "argus_ingest_tail_publish_failures_total",
+        "Failed attempts to publish a batch of tailed lines (the batch is kept and retried)."
+    )
+    .expect("metric registers")
+});
+
+pub static TAIL_CHECKPOINT_FAILURES: LazyLock<prometheus::IntCounter> = LazyLock::new(|| {
+    prometheus::register_int_counter!(
+        "argus_ingest_tail_checkpoint_failures_total",
+        "Failed writes of the tail positions file (retried at the next checkpoint; a \
+         restart meanwhile repeats lines, never loses them)."
+    )
+    .expect("metric registers")
+});
