@@ -57,17 +57,14 @@ fn log_event(id: u32) -> serde_json::Value {
     })
 }
 
+async fn get_json(client: &reqwest::Client, url: impl reqwest::IntoUrl) -> serde_json::Value {
+    client.get(url).send().await.unwrap().json().await.unwrap()
+}
+
 /// Every `log_entry` id in the logs topic, with how many times it appears.
 async fn ids_on_log(client: &reqwest::Client, url: &str) -> HashMap<u32, usize> {
     let mut seen = HashMap::new();
-    let topics: serde_json::Value = client
-        .get(format!("{url}/api/v1/topics"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let topics = get_json(client, format!("{url}/api/v1/topics")).await;
     let parts = topics["topics"]
         .as_array()
         .unwrap()
@@ -80,14 +77,7 @@ async fn ids_on_log(client: &reqwest::Client, url: &str) -> HashMap<u32, usize> 
     for p in 0..parts {
         let mut offset = 0;
         loop {
-            let page: serde_json::Value = client
-                .get(format!("{url}/api/v1/topics/argus.logs/records?partition={p}&offset={offset}&limit=5000"))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let page = get_json(client, format!("{url}/api/v1/topics/argus.logs/records?partition={p}&offset={offset}&limit=5000")).await;
             let recs = page["records"].as_array().unwrap();
             if recs.is_empty() {
                 break;
@@ -407,17 +397,14 @@ async fn remote_write_is_served_by_the_binary() {
         .await
         .unwrap();
     assert_eq!(r.status(), 204, "{}", r.text().await.unwrap());
-    let page: serde_json::Value = c
-        .get(format!(
+    let page = get_json(
+        &c,
+        format!(
             "{}/api/v1/topics/argus.metrics/records?partition=0&offset=0",
             argus.url
-        ))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        ),
+    )
+    .await;
     let rec = &page["records"][0]["value"];
     assert_eq!(rec["type"], "metric_samples");
     assert_eq!(
@@ -465,17 +452,14 @@ async fn syslog_from_config_reaches_the_log() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(seen, HashMap::from([(9, 1)]));
-    let page: serde_json::Value = c
-        .get(format!(
+    let page = get_json(
+        &c,
+        format!(
             "{}/api/v1/topics/argus.logs/records?partition=0&offset=0",
             argus.url
-        ))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        ),
+    )
+    .await;
     let labels = &page["records"][0]["value"]["payload"]["labels"];
     assert_eq!(labels["host"], "web01");
     assert_eq!(labels["app"], "nginx");

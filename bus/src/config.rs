@@ -151,6 +151,17 @@ pub struct TopicSpec {
 }
 
 impl BusConfig {
+    /// The embedded log in `dir`, every other setting at its default.
+    pub fn embedded_at(dir: impl Into<PathBuf>) -> BusConfig {
+        BusConfig {
+            embedded: EmbeddedConfig {
+                dir: dir.into(),
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+    }
+
     /// Specs of every Argus topic, defaults with this config's overrides applied.
     pub fn topic_specs(&self) -> Vec<TopicSpec> {
         argus_schemas::topics::ALL

@@ -10,10 +10,23 @@ use crate::IngestError;
 /// Largest decoded body a collector accepts: 64 MiB.
 pub const MAX_DECODED_BYTES: usize = 64 << 20;
 
-/// Undoes `Content-Encoding` (`gzip`, `deflate`, `snappy` framed or raw; none or
-/// `identity` leaves the body as it is). Refuses bodies that decode to more than
-/// [`MAX_DECODED_BYTES`].
-pub fn content_decoded(headers: &HeaderMap, body: &[u8]) -> Result<Vec<u8>, IngestError> {
+/// Undoes `Content-Encoding` (`gzip`, `deflate`, `snappy` raw; none or `identity`
+/// leaves the body as it is). Refuses bodies that decode to more than
+/// [`MAX_DECODED_BYTES`]. A refusal is counted as an `encoding` rejection of
+/// `collector`.
+pub fn content_decoded(
+    headers: &HeaderMap,
+    body: &[u8],
+    collector: &str,
+) -> Result<Vec<u8>, IngestError> {
+    decode_content(headers, body).inspect_err(|_| {
+        crate::metrics::REJECTED
+            .with_label_values(&[collector, "encoding"])
+            .inc()
+    })
+}
+
+fn decode_content(headers: &HeaderMap, body: &[u8]) -> Result<Vec<u8>, IngestError> {
     let enc = headers
         .get("content-encoding")
         .and_then(|v| v.to_str().ok())
@@ -77,19 +90,19 @@ mod tests {
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
         gz.write_all(&text).unwrap();
         assert_eq!(
-            content_decoded(&headers("gzip"), &gz.finish().unwrap()).unwrap(),
+            decode_content(&headers("gzip"), &gz.finish().unwrap()).unwrap(),
             text
         );
         let sn = snap::raw::Encoder::new().compress_vec(&text).unwrap();
-        assert_eq!(content_decoded(&headers("snappy"), &sn).unwrap(), text);
-        assert_eq!(content_decoded(&HeaderMap::new(), &text).unwrap(), text);
-        let e = content_decoded(&headers("br"), &text).unwrap_err();
+        assert_eq!(decode_content(&headers("snappy"), &sn).unwrap(), text);
+        assert_eq!(decode_content(&HeaderMap::new(), &text).unwrap(), text);
+        let e = decode_content(&headers("br"), &text).unwrap_err();
         assert!(
             e.to_string()
                 .contains("unsupported Content-Encoding \"br\""),
             "{e}"
         );
-        let e = content_decoded(&headers("gzip"), b"nope").unwrap_err();
+        let e = decode_content(&headers("gzip"), b"nope").unwrap_err();
         assert!(e.to_string().contains("not valid gzip"), "{e}");
     }
 
@@ -102,7 +115,7 @@ mod tests {
         gz.write_all(&big).unwrap();
         let gz = gz.finish().unwrap();
         assert!(matches!(
-            content_decoded(&headers("gzip"), &gz),
+            decode_content(&headers("gzip"), &gz),
             Err(IngestError::TooLarge(_))
         ));
     }

@@ -126,9 +126,7 @@ fn is_json(headers: &HeaderMap) -> bool {
 type Stream = (Labels, Vec<(Timestamp, String, Labels)>);
 
 fn decode_json(headers: &HeaderMap, body: &[u8]) -> Result<Vec<Stream>, IngestError> {
-    let body = content_decoded(headers, body).inspect_err(|_| {
-        REJECTED.with_label_values(&[COLLECTOR, "encoding"]).inc();
-    })?;
+    let body = content_decoded(headers, body, COLLECTOR)?;
     let push: JsonPush = serde_json::from_slice(&body)
         .map_err(|e| bad("json", format!("body is not a Loki push request: {e}")))?;
     let mut out = Vec::with_capacity(push.streams.len());

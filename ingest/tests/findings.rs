@@ -1,7 +1,7 @@
 //! The Falco, Trivy and Clair receivers against an embedded event log: normalisation,
 //! re-report suppression, the running-images map and refusals.
 
-use argus_bus::{BusConfig, EmbeddedConfig, EventLog};
+use argus_bus::EventLog;
 use argus_ingest::findings::{FindingsConfig, router, router_with};
 use argus_ingest::metrics::{FINDINGS_DUPLICATES, REJECTED};
 use argus_schemas::{
@@ -22,16 +22,10 @@ const CLAIR: &str = include_str!("fixtures/findings/clair_report.json");
 const NGINX_DIGEST: &str =
     "sha256:4c0fdaa8b6341bfdeca5f18f7837462c80cff90527ee35ef185571e1c327beac";
 
+mod common;
+
 async fn log() -> (EventLog, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = BusConfig {
-        embedded: EmbeddedConfig {
-            dir: dir.path().to_path_buf(),
-            ..Default::default()
-        },
-        ..Default::default()
-    };
-    (EventLog::open(&cfg).await.unwrap(), dir)
+    common::temp_log().await
 }
 
 async fn send(app: &Router, req: Request<Body>) -> (StatusCode, String) {

@@ -2,22 +2,16 @@
 
 use std::io::Write;
 
-use argus_bus::{BusConfig, EmbeddedConfig, EventLog};
+use argus_bus::EventLog;
 use argus_schemas::{Payload, topics};
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use tower::ServiceExt;
 
+mod common;
+
 async fn log() -> (EventLog, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = BusConfig {
-        embedded: EmbeddedConfig {
-            dir: dir.path().to_path_buf(),
-            ..Default::default()
-        },
-        ..Default::default()
-    };
-    (EventLog::open(&cfg).await.unwrap(), dir)
+    common::temp_log().await
 }
 
 async fn send(log: &EventLog, req: Request<Body>) -> (StatusCode, String) {

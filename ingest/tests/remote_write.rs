@@ -8,7 +8,7 @@
 
 use std::path::PathBuf;
 
-use argus_bus::{BusConfig, EmbeddedConfig, EventLog};
+use argus_bus::EventLog;
 use argus_ingest::metrics::REJECTED;
 use argus_ingest::remote_write::{self, proto};
 use argus_schemas::{Envelope, Labels, Payload, STALE_NAN_BITS, Timestamp, topics};
@@ -127,16 +127,10 @@ fn body_of(req: &proto::WriteRequest) -> Vec<u8> {
     snappy(&req.encode_to_vec())
 }
 
+mod common;
+
 async fn open_log() -> (tempfile::TempDir, EventLog) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let cfg = BusConfig {
-        embedded: EmbeddedConfig {
-            dir: dir.path().to_path_buf(),
-            ..Default::default()
-        },
-        ..Default::default()
-    };
-    let log = EventLog::open(&cfg).await.expect("log opens");
+    let (log, dir) = common::temp_log().await;
     (dir, log)
 }
 

@@ -3,22 +3,16 @@
 
 use std::time::Duration;
 
-use argus_bus::{BusConfig, EmbeddedConfig, EventLog};
+use argus_bus::EventLog;
 use argus_ingest::syslog::{SyslogConfig, SyslogServer};
 use argus_schemas::{Envelope, LogEntry, Payload, topics};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpStream, UdpSocket};
 
+mod common;
+
 async fn log() -> (EventLog, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = BusConfig {
-        embedded: EmbeddedConfig {
-            dir: dir.path().to_path_buf(),
-            ..Default::default()
-        },
-        ..Default::default()
-    };
-    (EventLog::open(&cfg).await.unwrap(), dir)
+    common::temp_log().await
 }
 
 async fn entries(log: &EventLog) -> Vec<Envelope> {

@@ -5,21 +5,16 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use argus_bus::{BusConfig, EmbeddedConfig, EventLog};
+use argus_bus::{BusConfig, EventLog};
 use argus_ingest::tail::{Multiline, StartAt, TailConfig};
 use argus_schemas::{Envelope, LogEntry, Payload, topics};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 async fn log(dir: &Path) -> EventLog {
-    let cfg = BusConfig {
-        embedded: EmbeddedConfig {
-            dir: dir.join("bus"),
-            ..Default::default()
-        },
-        ..Default::default()
-    };
-    EventLog::open(&cfg).await.unwrap()
+    EventLog::open(&BusConfig::embedded_at(dir.join("bus")))
+        .await
+        .unwrap()
 }
 
 fn config(dir: &Path, glob: &str) -> TailConfig {

@@ -36,7 +36,6 @@ use super::{FindingsState, Parsed, accept, invalid, non_empty, reject};
 use crate::IngestError;
 use crate::body::content_decoded;
 use crate::events_api::tenant_of;
-use crate::metrics::REJECTED;
 
 pub(crate) const COLLECTOR: &str = "clair";
 /// Longest title taken from a description, in characters.
@@ -196,8 +195,7 @@ pub(crate) async fn receive(
         })?),
         None => None,
     };
-    let body = content_decoded(&headers, &body)
-        .inspect_err(|_| REJECTED.with_label_values(&[COLLECTOR, "encoding"]).inc())?;
+    let body = content_decoded(&headers, &body, COLLECTOR)?;
     let items = parse(&body, image)?;
     accept(&state, COLLECTOR, &tenant, items, Vec::new()).await
 }

@@ -35,7 +35,6 @@ use super::{FindingsState, Location, Parsed, Sighting, accept, invalid, non_empt
 use crate::IngestError;
 use crate::body::content_decoded;
 use crate::events_api::tenant_of;
-use crate::metrics::REJECTED;
 
 pub(crate) const COLLECTOR: &str = "falco";
 /// At most this many alerts in one request.
@@ -222,8 +221,7 @@ pub(crate) async fn receive(
     body: Bytes,
 ) -> Result<StatusCode, IngestError> {
     let tenant = tenant_of(&headers, COLLECTOR)?;
-    let body = content_decoded(&headers, &body)
-        .inspect_err(|_| REJECTED.with_label_values(&[COLLECTOR, "encoding"]).inc())?;
+    let body = content_decoded(&headers, &body, COLLECTOR)?;
     let (items, sightings) = parse(&body)?;
     accept(&state, COLLECTOR, &tenant, items, sightings).await
 }

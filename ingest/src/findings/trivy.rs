@@ -38,7 +38,6 @@ use super::{FindingsState, Parsed, accept, invalid, non_empty, reject};
 use crate::IngestError;
 use crate::body::content_decoded;
 use crate::events_api::tenant_of;
-use crate::metrics::REJECTED;
 
 pub(crate) const COLLECTOR: &str = "trivy";
 
@@ -430,8 +429,7 @@ pub(crate) async fn receive(
     body: Bytes,
 ) -> Result<StatusCode, IngestError> {
     let tenant = tenant_of(&headers, COLLECTOR)?;
-    let body = content_decoded(&headers, &body)
-        .inspect_err(|_| REJECTED.with_label_values(&[COLLECTOR, "encoding"]).inc())?;
+    let body = content_decoded(&headers, &body, COLLECTOR)?;
     let items = parse(&body)?;
     accept(&state, COLLECTOR, &tenant, items, Vec::new()).await
 }
