@@ -1,0 +1,1 @@
+//! Loki's HTTP API over the engine and the store.

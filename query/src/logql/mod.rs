@@ -1,0 +1,8 @@
+//! LogQL: the syntax tree, the parser, label matchers and the log pipeline.
+
+pub mod ast;
+pub mod matcher;
+pub mod parser;
+pub mod pipeline;
+
+pub use parser::parse;

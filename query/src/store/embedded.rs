@@ -1,0 +1,1 @@
+//! The embedded log store: SQLite in the data directory, no server.
