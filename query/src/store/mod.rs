@@ -17,6 +17,7 @@
 
 pub mod clickhouse;
 pub mod embedded;
+pub mod plan;
 
 use std::collections::HashMap;
 
