@@ -126,3 +126,24 @@ start_background() {
   done
   die "could not start: $* (no pid file after 5s; see $logfile)"
 }
+
+# apt_install PKG... — apt-get install, refreshing the package lists first only when a
+# package is unknown (a fresh machine).
+apt_install() {
+  export DEBIAN_FRONTEND=noninteractive
+  local pkg
+  for pkg in "$@"; do
+    if ! apt-cache show "$pkg" >/dev/null 2>&1; then
+      log "apt-get update ($pkg is not in the package lists)"
+      as_root apt-get update -q
+      break
+    fi
+  done
+  log "apt-get install -y $*"
+  as_root apt-get install -y -q "$@" >&2
+}
+
+# deb_installed PKG — true if the Debian package is installed.
+deb_installed() {
+  [ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" = "install ok installed" ]
+}

@@ -60,6 +60,9 @@ start() {
 section "installing services"
 "$REPO/deploy/install-kafka.sh"
 "$REPO/deploy/install-clickhouse.sh"
+ARGUS_TEST_PYTHON=$("$REPO/deploy/install-test-tools.sh")
+export ARGUS_TEST_PYTHON
+export ARGUS_TEST_RSYSLOGD=/usr/sbin/rsyslogd
 
 section "starting services (state in $STATE_DIR)"
 export ARGUS_SERVICES_DIR="$STATE_DIR"

@@ -1,53 +1,13 @@
 //! End-to-end tests of the `argus` binary on the embedded default.
 
 use std::collections::{HashMap, HashSet};
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
-struct Argus {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Argus {
-    /// A failing test must not leave the process behind (it would hold the test's output open).
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-/// Starts `argus run` on a free port and waits for the address it prints.
-fn start(data_dir: &Path, extra: &[&str]) -> Argus {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_argus"))
-        .args(["run", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(data_dir)
-        .args(extra)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line
-        .trim()
-        .strip_prefix("argus listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .to_string();
-    Argus { child, url }
-}
-
-fn signal(child: &Child, sig: i32) {
-    unsafe {
-        libc::kill(child.id() as i32, sig);
-    }
-}
+mod common;
+use common::{get_json, signal, start};
 
 fn log_event(id: u32) -> serde_json::Value {
     serde_json::json!({
@@ -55,10 +15,6 @@ fn log_event(id: u32) -> serde_json::Value {
         "tenant": "team-a",
         "payload": {"labels": {"app": "e2e", "shard": (id % 4).to_string()}, "timestamp": id as i64, "line": format!("id={id}")}
     })
-}
-
-async fn get_json(client: &reqwest::Client, url: impl reqwest::IntoUrl) -> serde_json::Value {
-    client.get(url).send().await.unwrap().json().await.unwrap()
 }
 
 /// Every `log_entry` id in the logs topic, with how many times it appears.

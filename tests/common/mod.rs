@@ -1,0 +1,114 @@
+//! Helpers shared by the binary's integration tests: start `argus run` on a free port,
+//! signal it, read JSON and whole topics over its HTTP API.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+pub struct Argus {
+    pub child: Child,
+    pub url: String,
+}
+
+impl Drop for Argus {
+    /// A failing test must not leave the process behind (it would hold the test's output open).
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Starts `argus run` on a free port and waits for the address it prints.
+pub fn start(data_dir: &Path, extra: &[&str]) -> Argus {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_argus"))
+        .args(["run", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data_dir)
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .trim()
+        .strip_prefix("argus listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_string();
+    Argus { child, url }
+}
+
+pub fn signal(child: &Child, sig: i32) {
+    unsafe {
+        libc::kill(child.id() as i32, sig);
+    }
+}
+
+pub async fn get_json(client: &reqwest::Client, url: impl reqwest::IntoUrl) -> serde_json::Value {
+    client.get(url).send().await.unwrap().json().await.unwrap()
+}
+
+/// Every record of `topic` (all partitions), as the records API returns them.
+pub async fn topic_records(
+    client: &reqwest::Client,
+    url: &str,
+    topic: &str,
+) -> Vec<serde_json::Value> {
+    let topics = get_json(client, format!("{url}/api/v1/topics")).await;
+    let parts = topics["topics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == topic)
+        .map(|t| t["partitions"].as_array().unwrap().len())
+        .unwrap_or(0);
+    let mut out = Vec::new();
+    for p in 0..parts {
+        let mut offset = 0;
+        loop {
+            let page = get_json(
+                client,
+                format!(
+                    "{url}/api/v1/topics/{topic}/records?partition={p}&offset={offset}&limit=5000"
+                ),
+            )
+            .await;
+            let recs = page["records"].as_array().unwrap();
+            if recs.is_empty() {
+                break;
+            }
+            out.extend(recs.iter().cloned());
+            offset = page["next_offset"].as_i64().unwrap();
+        }
+    }
+    out
+}
+
+/// A service a test needs, from an environment variable; `None` (skip) when unset,
+/// unless `ARGUS_REQUIRE_SERVICES` is set (then the test fails).
+pub fn service(var: &str) -> Option<String> {
+    match std::env::var(var) {
+        Ok(v) if !v.is_empty() => Some(v),
+        _ if std::env::var_os("ARGUS_REQUIRE_SERVICES").is_some() => {
+            panic!("{var} is not set and ARGUS_REQUIRE_SERVICES is: run deploy/test.sh")
+        }
+        _ => {
+            eprintln!("skipped: {var} is not set (deploy/test.sh sets it)");
+            None
+        }
+    }
+}
+
+/// A free TCP port on 127.0.0.1 (bound, then released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
