@@ -33,6 +33,9 @@ pub struct Config {
     /// The log store's ClickHouse server; without it, the embedded store is used.
     #[serde(default)]
     pub clickhouse: Option<ClickHouseConfig>,
+    /// The query service: log writer, query limits, retention.
+    #[serde(default)]
+    pub query: argus_query::config::QueryConfig,
 }
 
 /// `ingest:` in the config file.
@@ -78,25 +81,7 @@ pub enum LogFormat {
     Json,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct ClickHouseConfig {
-    /// HTTP interface, e.g. `http://127.0.0.1:8123`.
-    pub url: String,
-    #[serde(default = "default_database")]
-    pub database: String,
-    #[serde(default = "default_user")]
-    pub user: String,
-    #[serde(default)]
-    pub password: String,
-}
-
-fn default_database() -> String {
-    "argus".into()
-}
-fn default_user() -> String {
-    "default".into()
-}
+pub use argus_query::store::clickhouse::ClickHouseConfig;
 
 /// The validated, resolved configuration a process runs with.
 #[derive(Debug, Clone)]
@@ -107,6 +92,7 @@ pub struct Settings {
     pub bus: BusConfig,
     pub ingest: IngestConfig,
     pub clickhouse: Option<ClickHouseConfig>,
+    pub query: argus_query::config::QueryConfig,
 }
 
 /// A configuration error, already phrased for people: `file:line:col: key: message`.
@@ -175,6 +161,9 @@ impl Config {
                 ));
             }
         }
+        if let Err((key, msg)) = self.query.validate() {
+            return Err(at(&key, &msg));
+        }
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
             return Err(at(
                 "log.level",
@@ -204,6 +193,7 @@ impl Config {
             bus: self.bus,
             ingest: self.ingest,
             clickhouse: self.clickhouse,
+            query: self.query,
         }
     }
 }

@@ -65,6 +65,7 @@ enum Cmd {
 enum Component {
     All,
     Ingest,
+    Query,
 }
 
 fn main() -> ExitCode {
@@ -93,10 +94,11 @@ fn main() -> ExitCode {
         }
         Cmd::Run(c) => (c, Component::All),
         Cmd::Ingest(c) => (c, Component::Ingest),
-        Cmd::Rules(_) | Cmd::Notifier(_) | Cmd::Query(_) => {
+        Cmd::Query(c) => (c, Component::Query),
+        Cmd::Rules(_) | Cmd::Notifier(_) => {
             eprintln!(
-                "argus: this component cannot run alone yet: the rule engine, notifier and query service \
-                 are being built (see the README's status); use `argus run` or `argus ingest`"
+                "argus: this component cannot run alone yet: the rule engine and notifier \
+                 are being built (see the README's status); use `argus run`, `argus ingest` or `argus query`"
             );
             return ExitCode::from(2);
         }
@@ -115,6 +117,12 @@ fn main() -> ExitCode {
     if component != Component::All && cfg.bus.kafka.is_none() {
         eprintln!(
             "argus: `argus {component:?}` runs one component of the distributed deployment; its config needs bus.kafka (use `argus run` for the embedded default)"
+        );
+        return ExitCode::from(2);
+    }
+    if component == Component::Query && cfg.clickhouse.is_none() {
+        eprintln!(
+            "argus: `argus query` runs the query service of the distributed deployment; its config needs clickhouse.url"
         );
         return ExitCode::from(2);
     }
@@ -171,16 +179,50 @@ async fn run(s: Settings, component: Component) -> anyhow::Result<()> {
         log: log.clone(),
         ready: ready.clone(),
     };
-    let app = server::router(state)
-        .merge(argus_ingest::events_api::router(log.clone()))
-        .merge(argus_ingest::loki_push::router(log.clone()))
-        .merge(argus_ingest::remote_write::router(log.clone()))
-        .merge(argus_ingest::findings::router(log.clone()));
+    let with_ingest = matches!(component, Component::All | Component::Ingest);
+    let with_query = matches!(component, Component::All | Component::Query);
+    let mut app = server::router(state);
+    if with_ingest {
+        app = app
+            .merge(argus_ingest::events_api::router(log.clone()))
+            .merge(argus_ingest::loki_push::router(log.clone()))
+            .merge(argus_ingest::remote_write::router(log.clone()))
+            .merge(argus_ingest::findings::router(log.clone()));
+    }
+    // The query service: the log store, its writer (event log → store) and Loki's API.
+    let (stop_services, services_stopped) = tokio::sync::watch::channel(false);
+    let mut services = Vec::new();
+    if with_query {
+        let store = open_store(&s).await?;
+        let engine = Arc::new(argus_query::engine::Engine::new(
+            store.clone(),
+            s.query.limits.to_limits(),
+        ));
+        app = app.merge(argus_query::api::router(argus_query::api::ApiState {
+            engine,
+        }));
+        let (log, st, cfg, rx) = (
+            log.clone(),
+            store.clone(),
+            s.query.writer.clone(),
+            services_stopped.clone(),
+        );
+        services.push(tokio::spawn(async move {
+            argus_query::writer::run(log, st, cfg, rx)
+                .await
+                .map_err(|e| format!("log writer: {e}"))
+        }));
+        services.push(tokio::spawn(retention_loop(
+            store,
+            s.query.retention.clone(),
+            services_stopped.clone(),
+        )));
+    }
     // Collectors with sockets of their own bind before readiness, so a bad address or a
     // port in use stops the start.
     let (stop_collectors, collectors_stopped) = tokio::sync::watch::channel(false);
     let mut collectors = Vec::new();
-    if let Some(cfg) = s.ingest.syslog.clone() {
+    if let Some(cfg) = s.ingest.syslog.clone().filter(|_| with_ingest) {
         let server = argus_ingest::syslog::SyslogServer::bind(cfg)
             .await
             .context("starting the syslog receiver (ingest.syslog)")?;
@@ -190,7 +232,7 @@ async fn run(s: Settings, component: Component) -> anyhow::Result<()> {
             server.run(log, rx).await.map_err(|e| e.to_string())
         }));
     }
-    if let Some(cfg) = s.ingest.tail.clone() {
+    if let Some(cfg) = s.ingest.tail.clone().filter(|_| with_ingest) {
         let tailer =
             argus_ingest::tail::Tailer::new(cfg).context("starting file tailing (ingest.tail)")?;
         let (log, rx) = (log.clone(), collectors_stopped.clone());
@@ -247,7 +289,66 @@ async fn run(s: Settings, component: Component) -> anyhow::Result<()> {
             Err(e) => tracing::warn!(error = %e, "collector task failed"),
         }
     }
+    let _ = stop_services.send(true);
+    for t in services {
+        match t.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "service stopped with an error"),
+            Err(e) => tracing::warn!(error = %e, "service task failed"),
+        }
+    }
     log.close().await.context("flushing the event log")?;
     tracing::info!("argus stopped cleanly");
     Ok(())
+}
+
+/// The log store: ClickHouse when configured, else the embedded store in the data
+/// directory.
+async fn open_store(s: &Settings) -> anyhow::Result<Arc<dyn argus_query::store::LogStore>> {
+    match &s.clickhouse {
+        Some(cfg) => {
+            let store = argus_query::store::clickhouse::ClickHouseStore::connect(cfg.clone())
+                .await
+                .with_context(|| format!("connecting to ClickHouse at {}", cfg.url))?;
+            store
+                .ensure_schema()
+                .await
+                .context("creating the ClickHouse log schema")?;
+            tracing::info!(url = %cfg.url, database = %cfg.database, features = ?store.features(), "log store: clickhouse");
+            Ok(Arc::new(store))
+        }
+        None => {
+            let path = s.data_dir.join("logs.db");
+            let store = argus_query::store::embedded::EmbeddedStore::open(&path)
+                .await
+                .with_context(|| format!("opening the embedded log store {}", path.display()))?;
+            tracing::info!(path = %path.display(), "log store: embedded");
+            Ok(Arc::new(store))
+        }
+    }
+}
+
+/// Deletes expired log lines every `retention.interval` (when any retention is set).
+async fn retention_loop(
+    store: Arc<dyn argus_query::store::LogStore>,
+    cfg: argus_query::config::RetentionConfig,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> Result<(), String> {
+    if cfg.default.is_none() && cfg.tenants.is_empty() {
+        return Ok(());
+    }
+    let tenants: std::collections::HashMap<_, _> = cfg.tenants.clone().into_iter().collect();
+    loop {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as i64)
+            .unwrap_or(0);
+        if let Err(e) = store.apply_retention(&tenants, cfg.default, now).await {
+            tracing::warn!(error = %e, "log retention failed; retrying at the next interval");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(cfg.interval) => {}
+            _ = stop.changed() => return Ok(()),
+        }
+    }
 }

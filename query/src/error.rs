@@ -5,9 +5,14 @@ use thiserror::Error;
 
 #[derive(Debug, Error)]
 pub enum QueryError {
-    /// A LogQL syntax error: `parse error at line L, col C: msg` (1-based).
-    #[error("parse error at line {line}, col {col}: {msg}")]
-    Parse { line: usize, col: usize, msg: String },
+    /// A LogQL syntax error: `parse error at line L, col C: msg` (1-based), or
+    /// `parse error : msg` for errors Loki reports without a position (line 0, col 0).
+    #[error("{}", parse_display(*line, *col, msg))]
+    Parse {
+        line: usize,
+        col: usize,
+        msg: String,
+    },
     /// A query that parses but cannot run as written (e.g. `unwrap` missing).
     #[error("{0}")]
     Invalid(String),
@@ -46,6 +51,14 @@ impl QueryError {
             col,
             msg: msg.into(),
         }
+    }
+}
+
+fn parse_display(line: usize, col: usize, msg: &str) -> String {
+    if line == 0 && col == 0 {
+        format!("parse error : {msg}")
+    } else {
+        format!("parse error at line {line}, col {col}: {msg}")
     }
 }
 

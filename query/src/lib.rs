@@ -8,6 +8,7 @@
 //! - `api`: `/loki/api/v1/*`
 
 pub mod api;
+pub mod config;
 pub mod engine;
 pub mod error;
 pub mod logql;

@@ -28,7 +28,19 @@ struct CaseFile {
     description: Option<String>,
     #[serde(default)]
     streams: Vec<StreamDef>,
-    cases: Vec<Case>,
+    /// Keys merged into every case that does not set them (`kind`, `start`, `end`, …).
+    #[serde(default)]
+    defaults: serde_yaml_ng::Mapping,
+    #[serde(deserialize_with = "raw_cases")]
+    cases: Vec<serde_yaml_ng::Mapping>,
+    #[serde(skip)]
+    parsed: Vec<Case>,
+}
+
+fn raw_cases<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Vec<serde_yaml_ng::Mapping>, D::Error> {
+    Vec::<serde_yaml_ng::Mapping>::deserialize(d)
 }
 
 #[derive(Debug, Deserialize)]
@@ -116,12 +128,27 @@ fn load_all() -> Vec<Loaded> {
         .map(|p| {
             let file = p.file_name().unwrap().to_string_lossy().into_owned();
             let text = std::fs::read_to_string(&p).expect("read case file");
-            let def: CaseFile = serde_yaml_ng::from_str(&text)
+            let mut def: CaseFile = serde_yaml_ng::from_str(&text)
                 .unwrap_or_else(|e| panic!("{file}: invalid case file: {e}"));
+            def.parsed = def
+                .cases
+                .iter()
+                .enumerate()
+                .map(|(i, raw)| {
+                    let mut m = raw.clone();
+                    for (k, v) in &def.defaults {
+                        if !m.contains_key(k) {
+                            m.insert(k.clone(), v.clone());
+                        }
+                    }
+                    serde_yaml_ng::from_value::<Case>(serde_yaml_ng::Value::Mapping(m))
+                        .unwrap_or_else(|e| panic!("{file}: case #{}: {e}", i + 1))
+                })
+                .collect();
             let _ = &def.description;
             let rows = stream_rows(&file, &def.streams);
             let mut names = std::collections::HashSet::new();
-            for c in &def.cases {
+            for c in &def.parsed {
                 assert!(
                     names.insert(&c.name),
                     "{file}: duplicate case name {:?}",
@@ -544,7 +571,7 @@ async fn run_suite(store_name: &str, open: OpenStore) {
     for f in &files {
         let selected: Vec<&Case> = f
             .def
-            .cases
+            .parsed
             .iter()
             .filter(|c| {
                 filter
@@ -639,28 +666,46 @@ async fn conformance_embedded() {
     let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
     let open: OpenStore = Box::new(move |stem| {
         let path = dir.path().join(format!("{stem}.db"));
-        Box::pin(async move { open_embedded(&path) })
+        Box::pin(async move { open_embedded(&path).await })
     });
     run_suite("embedded", open).await;
 }
 
-// The stores are being written; these open them once their constructors land.
-fn open_embedded(path: &Path) -> Arc<dyn LogStore> {
-    panic!(
-        "the embedded store has no constructor yet ({})",
-        path.display()
-    )
+async fn open_embedded(path: &Path) -> Arc<dyn LogStore> {
+    let store = argus_query::store::embedded::EmbeddedStore::open(path)
+        .await
+        .unwrap_or_else(|e| panic!("open embedded store at {}: {e}", path.display()));
+    Arc::new(store)
 }
 
-async fn open_clickhouse(url: &str) -> Arc<dyn LogStore> {
-    panic!("the ClickHouse store has no constructor yet ({url})")
+/// A fresh database per case file (`argus_conf_<file>_<pid>`), dropped first.
+async fn open_clickhouse(url: &str, stem: &str) -> Arc<dyn LogStore> {
+    use argus_query::store::clickhouse::{ClickHouseConfig, ClickHouseStore};
+    let db = format!(
+        "argus_conf_{}_{}",
+        stem.replace('-', "_"),
+        std::process::id()
+    );
+    let store = ClickHouseStore::connect(ClickHouseConfig::new(url, db))
+        .await
+        .unwrap_or_else(|e| panic!("connect to ClickHouse at {url}: {e}"));
+    store
+        .drop_database()
+        .await
+        .unwrap_or_else(|e| panic!("drop database: {e}"));
+    store
+        .ensure_schema()
+        .await
+        .unwrap_or_else(|e| panic!("create schema: {e}"));
+    Arc::new(store)
 }
 
 async fn clickhouse_suite(name: &'static str, var: &str) {
     let Some(url) = service_url(var) else { return };
-    let open: OpenStore = Box::new(move |_stem| {
+    let open: OpenStore = Box::new(move |stem| {
         let url = url.clone();
-        Box::pin(async move { open_clickhouse(&url).await })
+        let stem = stem.to_string();
+        Box::pin(async move { open_clickhouse(&url, &stem).await })
     });
     run_suite(name, open).await;
 }
@@ -700,7 +745,7 @@ fn case_files_are_well_formed() {
     let files = load_all();
     let mut total = 0;
     for f in &files {
-        for c in &f.def.cases {
+        for c in &f.def.parsed {
             params("t", c).unwrap_or_else(|e| panic!("{}/{}: {e}", f.file, c.name));
             let ex = &c.expect;
             if let (Some(t), Some(r)) = (&ex.result_type, &ex.result) {

@@ -27,8 +27,8 @@ use crate::logql::matcher::{compile_all, matches_all};
 use crate::metrics::{QUERIES, QUERY_ERRORS};
 use crate::store::{LogStore, StreamInfo};
 use params::{
-    Params, default_step, now_ns, parse_direction, parse_duration_param, parse_limit,
-    parse_range, parse_time,
+    Params, default_step, now_ns, parse_direction, parse_duration_param, parse_limit, parse_range,
+    parse_time,
 };
 
 /// What the handlers share.
@@ -47,7 +47,10 @@ impl ApiState {
 pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/loki/api/v1/query", get(query).post(query))
-        .route("/loki/api/v1/query_range", get(query_range).post(query_range))
+        .route(
+            "/loki/api/v1/query_range",
+            get(query_range).post(query_range),
+        )
         .route("/loki/api/v1/labels", get(labels).post(labels))
         .route("/loki/api/v1/label", get(labels).post(labels))
         .route(
@@ -55,7 +58,10 @@ pub fn router(state: ApiState) -> Router {
             get(label_values).post(label_values),
         )
         .route("/loki/api/v1/series", get(series).post(series))
-        .route("/loki/api/v1/index/stats", get(index_stats).post(index_stats))
+        .route(
+            "/loki/api/v1/index/stats",
+            get(index_stats).post(index_stats),
+        )
         .route("/loki/api/v1/tail", get(tail::tail))
         .route("/loki/api/v1/status/buildinfo", get(buildinfo))
         .with_state(state)
@@ -211,7 +217,11 @@ async fn instant_query(st: &ApiState, headers: &HeaderMap, p: &Params) -> Result
     };
     let started = Instant::now();
     let resp = st.engine.query(&params).await?;
-    tracing::debug!(query = q, elapsed_ms = started.elapsed().as_millis() as u64, "instant query");
+    tracing::debug!(
+        query = q,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "instant query"
+    );
     Ok(response_json(&resp))
 }
 
@@ -311,7 +321,10 @@ async fn labels(
     let run = async {
         let tenant = tenant(&headers)?;
         let (start, end) = parse_range(&p, now_ns())?;
-        let selectors: Vec<String> = p.get("query").map(|q| vec![q.to_string()]).unwrap_or_default();
+        let selectors: Vec<String> = p
+            .get("query")
+            .map(|q| vec![q.to_string()])
+            .unwrap_or_default();
         let streams = matching_streams(&st, &tenant, start, end, &selectors).await?;
         let names: BTreeSet<&str> = streams
             .iter()
@@ -336,7 +349,10 @@ async fn label_values(
     let run = async {
         let tenant = tenant(&headers)?;
         let (start, end) = parse_range(&p, now_ns())?;
-        let selectors: Vec<String> = p.get("query").map(|q| vec![q.to_string()]).unwrap_or_default();
+        let selectors: Vec<String> = p
+            .get("query")
+            .map(|q| vec![q.to_string()])
+            .unwrap_or_default();
         let streams = matching_streams(&st, &tenant, start, end, &selectors).await?;
         let values: BTreeSet<&str> = streams.iter().filter_map(|s| s.labels.get(&name)).collect();
         Ok::<_, QueryError>(json!({"status": "success", "data": values}))

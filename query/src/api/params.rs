@@ -114,13 +114,11 @@ pub fn parse_duration_param(name: &str, v: &str) -> Result<i64> {
         }
         return Ok((f * 1e9).round() as i64);
     }
-    parse_duration(v)
-        .map(|d| d.as_nanos() as i64)
-        .map_err(|_| {
-            QueryError::BadParam(format!(
-                "invalid parameter \"{name}\": cannot parse \"{v}\" to a valid duration"
-            ))
-        })
+    parse_duration(v).map(|d| d.as_nanos() as i64).map_err(|_| {
+        QueryError::BadParam(format!(
+            "invalid parameter \"{name}\": cannot parse \"{v}\" to a valid duration"
+        ))
+    })
 }
 
 /// `limit`: default 100, positive.
@@ -129,7 +127,9 @@ pub fn parse_limit(p: &Params) -> Result<u32> {
         None => Ok(100),
         Some(v) => match v.parse::<i64>() {
             Ok(n) if n > 0 => Ok(n.min(u32::MAX as i64) as u32),
-            Ok(_) => Err(QueryError::BadParam("limit must be a positive value".into())),
+            Ok(_) => Err(QueryError::BadParam(
+                "limit must be a positive value".into(),
+            )),
             Err(_) => Err(QueryError::BadParam(format!(
                 "invalid parameter \"limit\": cannot parse \"{v}\" to a valid integer"
             ))),
@@ -179,12 +179,18 @@ mod tests {
 
     #[test]
     fn timestamps_in_every_form_loki_accepts() {
-        assert_eq!(parse_time("t", Some("1700000000"), 0).unwrap(), 1_700_000_000_000_000_000);
+        assert_eq!(
+            parse_time("t", Some("1700000000"), 0).unwrap(),
+            1_700_000_000_000_000_000
+        );
         assert_eq!(
             parse_time("t", Some("1700000000123456789"), 0).unwrap(),
             1_700_000_000_123_456_789
         );
-        assert_eq!(parse_time("t", Some("1700000000.5"), 0).unwrap(), 1_700_000_000_500_000_000);
+        assert_eq!(
+            parse_time("t", Some("1700000000.5"), 0).unwrap(),
+            1_700_000_000_500_000_000
+        );
         assert_eq!(
             parse_time("t", Some("2023-11-14T22:13:20.25Z"), 0).unwrap(),
             1_700_000_000_250_000_000
@@ -201,7 +207,10 @@ mod tests {
     fn durations_steps_and_defaults() {
         assert_eq!(parse_duration_param("step", "15").unwrap(), 15_000_000_000);
         assert_eq!(parse_duration_param("step", "0.5").unwrap(), 500_000_000);
-        assert_eq!(parse_duration_param("step", "1m30s").unwrap(), 90_000_000_000);
+        assert_eq!(
+            parse_duration_param("step", "1m30s").unwrap(),
+            90_000_000_000
+        );
         assert!(parse_duration_param("step", "x").is_err());
         assert_eq!(default_step(0, 3600 * 1_000_000_000), 14_000_000_000);
         assert_eq!(default_step(0, 60 * 1_000_000_000), 1_000_000_000);

@@ -77,7 +77,9 @@ pub(super) async fn tail(
         p.extend_from_urlencoded(&q);
     }
     match parse_request(&headers, &p) {
-        Ok(req) => ws.on_upgrade(move |socket| run(st, req, socket)).into_response(),
+        Ok(req) => ws
+            .on_upgrade(move |socket| run(st, req, socket))
+            .into_response(),
         Err(e) => error_response("tail", &e),
     }
 }
@@ -105,7 +107,8 @@ async fn run(st: ApiState, req: TailRequest, mut socket: WebSocket) {
             kind: QueryKind::Range,
             start: from,
             end: until,
-            step: 1_000_000_000,
+            // One step spanning the whole poll: log queries only check the step count.
+            step: (until - from).max(1),
             interval: 0,
             limit: req.limit,
             direction: Direction::Forward,

@@ -1,6 +1,7 @@
 //! LogQL: the syntax tree, the parser, label matchers and the log pipeline.
 
 pub mod ast;
+pub mod lexer;
 pub mod matcher;
 pub mod parser;
 pub mod pipeline;

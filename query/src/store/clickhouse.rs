@@ -1,1 +1,846 @@
-//! The ClickHouse log store (18.16 and the current engine).
+//! The ClickHouse log store, for ClickHouse 18.16 (Debian's package) and the current
+//! engine. [`ClickHouseStore::connect`] asks the server its version and picks the
+//! features it has; [`ClickHouseStore::ensure_schema`] creates the database and tables.
+//!
+//! # Schema
+//!
+//! ```text
+//! entries: tenant, fingerprint UInt64, ts Int64 (Unix ns), seq UInt64, line String,
+//!          metadata String (JSON object, '' when empty), topic, partition Int32,
+//!          offset Int64
+//!          MergeTree PARTITION BY intDiv(ts, 86400e9) ORDER BY (tenant, fingerprint, ts, seq)
+//! series:  tenant, fingerprint UInt64, day Int32, labels String (JSON object)
+//!          ReplacingMergeTree ORDER BY (tenant, fingerprint, day)
+//! ```
+//!
+//! `ts` is an `Int64` of nanoseconds (18.16 has no `DateTime64`); the partition is the
+//! day number `intDiv(ts, 86400e9)` (UTC, the same as `toDate` of the time; an integer
+//! so it reads the same on both servers). `seq` comes from the row's source position
+//! ([`super::plan::seq_of`]). On servers from 20.3 on ("modern": the current engine)
+//! the tables also get `LowCardinality(String)` for `tenant` and `topic`, codecs
+//! (`Delta, ZSTD` on `ts`, `ZSTD` on `line` and `metadata`), an `ngrambf_v1` skip index
+//! on `line` for substring search, and a TTL that expresses the per-tenant retention.
+//!
+//! The series table has one row per stream and day it was seen in (first/last seen day
+//! are the min/max `day`); rows are inserted once per process (a cached set), repeats
+//! across restarts are merged by ReplacingMergeTree and never visible because every
+//! read groups by fingerprint. `streams` is exact: a stream is listed only when it has
+//! entries in the range (an `IN` subquery on `entries`).
+//!
+//! # Exactly once
+//!
+//! Each row stores its source `(topic, partition, offset)`, and `resume_offsets(topic)`
+//! is `max(offset)` per partition (a scan of the `topic`/`partition`/`offset` columns; it
+//! runs when the writer starts). A `write` call is split ([`super::plan::split_writes`])
+//! into writes that each fall into one partition (day) and hold at most
+//! `max_insert_rows` rows (below `max_insert_block_size`, also sent as a setting), each
+//! ONE `INSERT` into `entries`: the server forms one block, hence one part, and an
+//! insert whose body is cut off fails without writing anything. So each such insert is
+//! atomic on both servers. When a call needs several (rows of several days), they are
+//! made in offset order per source partition, each a contiguous run of it, so after a
+//! crash between them the stored rows are a prefix of every partition and the highest
+//! stored offset is still exact. The series rows of a write are inserted before its
+//! entries (a crash in between leaves a series row without entries, which `streams`
+//! does not list).
+//!
+//! # Retention
+//!
+//! `apply_retention` drops whole day partitions older than every tenant's cutoff, then
+//! deletes the remaining expired rows with `ALTER TABLE … DELETE` (a mutation; on 18.16
+//! the call polls `system.mutations` until it is done, on modern servers it runs with
+//! `mutations_sync=2`). On modern servers it also sets the table TTL to the same
+//! per-tenant cutoffs, so merges keep expiring rows between calls. Deleting rows may
+//! lower `resume_offsets` when the newest rows of a partition expire; the writer's
+//! consumer offsets are committed long before (retention is days), so nothing is
+//! written twice in practice.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use argus_schemas::Labels;
+use async_trait::async_trait;
+use clickhouse::{Client, Row};
+use serde::{Deserialize, Serialize};
+
+use super::plan::{DAY_NS, Simple, classify, day_of, seq_of, split_writes};
+use super::{
+    BucketCount, Direction, Entry, IndexStats, LogStore, ScanRequest, StreamInfo, WriteRow,
+};
+use crate::error::{QueryError, Result};
+use crate::logql::ast::LineFilter;
+
+/// Fingerprints per query (`fingerprint IN (…)` stays well below `max_query_size`).
+const FP_CHUNK: usize = 2000;
+/// Entries of the series cache before it is cleared.
+const SERIES_CACHE_MAX: usize = 1_000_000;
+/// ClickHouse's default `max_insert_block_size` is 1048576 rows.
+const MAX_INSERT_ROWS_LIMIT: usize = 1_000_000;
+
+/// `store.clickhouse` in the config file.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ClickHouseConfig {
+    /// The HTTP interface, e.g. `http://127.0.0.1:8123`.
+    pub url: String,
+    #[serde(default = "default_database")]
+    pub database: String,
+    #[serde(default)]
+    pub user: Option<String>,
+    #[serde(default)]
+    pub password: Option<String>,
+    /// Rows per `INSERT` at most (at most 1000000, below `max_insert_block_size`).
+    #[serde(default = "default_max_insert_rows")]
+    pub max_insert_rows: usize,
+    /// LZ4-compress requests and responses.
+    #[serde(default = "default_true")]
+    pub compression: bool,
+}
+
+fn default_database() -> String {
+    "argus".into()
+}
+fn default_max_insert_rows() -> usize {
+    100_000
+}
+fn default_true() -> bool {
+    true
+}
+
+impl ClickHouseConfig {
+    pub fn new(url: impl Into<String>, database: impl Into<String>) -> Self {
+        ClickHouseConfig {
+            url: url.into(),
+            database: database.into(),
+            user: None,
+            password: None,
+            max_insert_rows: default_max_insert_rows(),
+            compression: true,
+        }
+    }
+}
+
+/// What the server supports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Features {
+    pub version: (u32, u32),
+    /// `LowCardinality`, codecs, skip indexes, TTL (20.3 and later).
+    pub modern: bool,
+}
+
+impl Features {
+    pub fn from_version(v: &str) -> Features {
+        let mut it = v.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+        let version = (it.next().unwrap_or(0), it.next().unwrap_or(0));
+        Features {
+            version,
+            modern: version >= (20, 3),
+        }
+    }
+}
+
+pub struct ClickHouseStore {
+    /// Without a database (for `CREATE DATABASE`).
+    root: Client,
+    /// With the store's database.
+    db: Client,
+    database: String,
+    features: Features,
+    max_insert_rows: usize,
+    /// (tenant, fingerprint, day) already in `series`.
+    series_seen: Mutex<HashSet<(String, u64, i32)>>,
+    /// The TTL expression last set (modern servers).
+    ttl_set: Mutex<Option<String>>,
+}
+
+#[derive(Row, Deserialize)]
+struct VersionRow {
+    version: String,
+}
+
+#[derive(Row, Serialize)]
+struct EntryRow<'a> {
+    tenant: &'a str,
+    fingerprint: u64,
+    ts: i64,
+    seq: u64,
+    line: &'a str,
+    metadata: String,
+    topic: &'a str,
+    partition: i32,
+    offset: i64,
+}
+
+#[derive(Row, Serialize)]
+struct SeriesRow<'a> {
+    tenant: &'a str,
+    fingerprint: u64,
+    day: i32,
+    labels: String,
+}
+
+#[derive(Row, Deserialize)]
+struct OffsetRow {
+    partition: i32,
+    offset: i64,
+}
+
+#[derive(Row, Deserialize)]
+struct StreamRow {
+    fingerprint: u64,
+    labels: String,
+}
+
+#[derive(Row, Deserialize)]
+struct ScanRow {
+    fingerprint: u64,
+    ts: i64,
+    seq: u64,
+    line: String,
+    metadata: String,
+}
+
+#[derive(Row, Deserialize)]
+struct BucketRow {
+    fingerprint: u64,
+    bucket: i64,
+    lines: u64,
+    bytes: u64,
+}
+
+#[derive(Row, Deserialize)]
+struct StatsRow {
+    streams: u64,
+    entries: u64,
+    bytes: u64,
+    chunks: u64,
+}
+
+#[derive(Row, Deserialize)]
+struct CountRow {
+    n: u64,
+}
+
+#[derive(Row, Deserialize)]
+struct PartitionRow {
+    partition: String,
+}
+
+/// A ClickHouse string literal, for SQL given to `Client::query` (which reads `?` as a
+/// placeholder, so `?` is written `??`).
+fn quote(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('\'');
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\'' => out.push_str("\\'"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            '\0' => out.push_str("\\0"),
+            '?' => out.push_str("??"),
+            c => out.push(c),
+        }
+    }
+    out.push('\'');
+    out
+}
+
+fn fp_list(fps: &[u64]) -> String {
+    let v: Vec<String> = fps.iter().map(u64::to_string).collect();
+    v.join(",")
+}
+
+/// SQL for the filters pushed down (values as literals), and whether all were.
+fn filter_sql(filters: &[LineFilter]) -> (String, bool) {
+    let mut sql = String::new();
+    let mut exact = true;
+    for f in filters {
+        let Some(simple) = classify(f) else {
+            exact = false;
+            continue;
+        };
+        let (negate, values, func) = match &simple {
+            Simple::Substrings { negate, values } => (*negate, values, "position"),
+            Simple::Regexes { negate, values } => (*negate, values, "match"),
+        };
+        if values.is_empty() {
+            exact = false;
+            continue;
+        }
+        if func == "position" && values.iter().any(String::is_empty) {
+            if negate {
+                sql.push_str(" AND 0");
+            }
+            continue;
+        }
+        let parts: Vec<String> = values
+            .iter()
+            .map(|v| match (func, negate) {
+                ("position", false) => format!("position(line, {}) > 0", quote(v)),
+                ("position", true) => format!("position(line, {}) = 0", quote(v)),
+                (_, false) => format!("match(line, {})", quote(v)),
+                (_, true) => format!("NOT match(line, {})", quote(v)),
+            })
+            .collect();
+        let join = if negate { " AND " } else { " OR " };
+        sql.push_str(&format!(" AND ({})", parts.join(join)));
+    }
+    (sql, exact)
+}
+
+fn labels_from_json(s: &str) -> Result<Labels> {
+    serde_json::from_str(s).map_err(|e| QueryError::Store(format!("bad labels {s:?}: {e}")))
+}
+
+impl ClickHouseStore {
+    /// Connects and reads the server version (the database need not exist yet; call
+    /// [`ClickHouseStore::ensure_schema`]).
+    pub async fn connect(cfg: ClickHouseConfig) -> Result<Self> {
+        if cfg.database.is_empty() {
+            return Err(QueryError::Store("clickhouse: no database configured".into()));
+        }
+        let mut root = Client::default()
+            .with_url(cfg.url.trim_end_matches('/'))
+            .with_validation(false);
+        if !cfg.compression {
+            root = root.with_compression(clickhouse::Compression::None);
+        }
+        if let Some(u) = &cfg.user {
+            root = root.with_user(u);
+        }
+        if let Some(p) = &cfg.password {
+            root = root.with_password(p);
+        }
+        let v: VersionRow = root
+            .query("SELECT version() AS version")
+            .fetch_one()
+            .await?;
+        let features = Features::from_version(&v.version);
+        tracing::info!(version = %v.version, modern = features.modern, "connected to ClickHouse");
+        let db = root.clone().with_database(&cfg.database);
+        Ok(ClickHouseStore {
+            root,
+            db,
+            database: cfg.database,
+            features,
+            max_insert_rows: cfg.max_insert_rows.clamp(1, MAX_INSERT_ROWS_LIMIT),
+            series_seen: Mutex::new(HashSet::new()),
+            ttl_set: Mutex::new(None),
+        })
+    }
+
+    pub fn features(&self) -> Features {
+        self.features
+    }
+
+    pub fn database(&self) -> &str {
+        &self.database
+    }
+
+    /// Creates the database and the tables when missing.
+    pub async fn ensure_schema(&self) -> Result<()> {
+        let db = format!("`{}`", self.database.replace('`', "\\`"));
+        self.root
+            .query(&format!("CREATE DATABASE IF NOT EXISTS {db}"))
+            .execute()
+            .await?;
+        let m = self.features.modern;
+        let lc = if m { "LowCardinality(String)" } else { "String" };
+        let codec = |c: &str| if m { format!(" CODEC({c})") } else { String::new() };
+        let index = if m {
+            ",\n    INDEX line_ngrams line TYPE ngrambf_v1(4, 16384, 3, 0) GRANULARITY 1"
+        } else {
+            ""
+        };
+        let entries = format!(
+            "CREATE TABLE IF NOT EXISTS entries (
+    tenant {lc},
+    fingerprint UInt64,
+    ts Int64{ts_codec},
+    seq UInt64,
+    line String{zstd},
+    metadata String{zstd},
+    topic {lc},
+    partition Int32,
+    offset Int64{index}
+) ENGINE = MergeTree()
+PARTITION BY intDiv(ts, toInt64({DAY_NS}))
+ORDER BY (tenant, fingerprint, ts, seq)",
+            ts_codec = codec("Delta, ZSTD"),
+            zstd = codec("ZSTD"),
+        );
+        self.db.query(&entries).execute().await?;
+        let series = format!(
+            "CREATE TABLE IF NOT EXISTS series (
+    tenant {lc},
+    fingerprint UInt64,
+    day Int32,
+    labels String{zstd}
+) ENGINE = ReplacingMergeTree()
+ORDER BY (tenant, fingerprint, day)",
+            zstd = codec("ZSTD"),
+        );
+        self.db.query(&series).execute().await?;
+        Ok(())
+    }
+
+    /// Drops the store's database (tests).
+    pub async fn drop_database(&self) -> Result<()> {
+        let db = format!("`{}`", self.database.replace('`', "\\`"));
+        self.root
+            .query(&format!("DROP DATABASE IF EXISTS {db}"))
+            .execute()
+            .await?;
+        Ok(())
+    }
+
+    /// One atomic INSERT of rows that all fall into one day (after their series rows).
+    async fn write_one(&self, rows: &[WriteRow]) -> Result<()> {
+        let mut new_series: Vec<(String, u64, i32, &Labels)> = Vec::new();
+        {
+            let seen = self.series_seen.lock().unwrap_or_else(|p| p.into_inner());
+            let mut batch: HashSet<(&str, u64, i32)> = HashSet::new();
+            for r in rows {
+                let fp = r.labels.fingerprint().0;
+                let day = day_of(r.ts) as i32;
+                if batch.insert((&r.tenant, fp, day))
+                    && !seen.contains(&(r.tenant.clone(), fp, day))
+                {
+                    new_series.push((r.tenant.clone(), fp, day, &r.labels));
+                }
+            }
+        }
+        if !new_series.is_empty() {
+            let mut ins = self.db.insert::<SeriesRow<'_>>("series").await?;
+            for (tenant, fp, day, labels) in &new_series {
+                ins.write(&SeriesRow {
+                    tenant,
+                    fingerprint: *fp,
+                    day: *day,
+                    labels: serde_json::to_string(labels).expect("labels serialize"),
+                })
+                .await?;
+            }
+            ins.end().await?;
+        }
+        let mut ins = self
+            .db
+            .insert::<EntryRow<'_>>("entries")
+            .await?
+            .with_setting(
+                "max_insert_block_size",
+                (MAX_INSERT_ROWS_LIMIT + 48_576).to_string(),
+            );
+        for r in rows {
+            ins.write(&EntryRow {
+                tenant: &r.tenant,
+                fingerprint: r.labels.fingerprint().0,
+                ts: r.ts,
+                seq: seq_of(&r.source),
+                line: &r.line,
+                metadata: if r.metadata.is_empty() {
+                    String::new()
+                } else {
+                    serde_json::to_string(&r.metadata).expect("labels serialize")
+                },
+                topic: &r.source.topic,
+                partition: r.source.partition,
+                offset: r.source.offset,
+            })
+            .await?;
+        }
+        ins.end().await?;
+        if !new_series.is_empty() {
+            let mut seen = self.series_seen.lock().unwrap_or_else(|p| p.into_inner());
+            if seen.len() + new_series.len() > SERIES_CACHE_MAX {
+                seen.clear();
+            }
+            for (tenant, fp, day, _) in new_series {
+                seen.insert((tenant, fp, day));
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits until the mutations of `table` are done (18.16 has no `mutations_sync`).
+    async fn wait_mutations(&self, table: &str) -> Result<()> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(300);
+        loop {
+            let c: CountRow = self
+                .db
+                .query(
+                    "SELECT toUInt64(count()) AS n FROM system.mutations
+                     WHERE database = ? AND table = ? AND is_done = 0",
+                )
+                .bind(&self.database)
+                .bind(table)
+                .fetch_one()
+                .await?;
+            if c.n == 0 {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(QueryError::Store(format!(
+                    "clickhouse: mutations on {table} not done after 300s"
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Deletes rows of `table` matching `cond` (when there are any), synchronously.
+    async fn delete_where(&self, table: &str, cond: &str) -> Result<()> {
+        let c: CountRow = self
+            .db
+            .query(&format!(
+                "SELECT toUInt64(count()) AS n FROM {table} WHERE {cond}"
+            ))
+            .fetch_one()
+            .await?;
+        if c.n == 0 {
+            return Ok(());
+        }
+        let q = self
+            .db
+            .query(&format!("ALTER TABLE {table} DELETE WHERE {cond}"));
+        if self.features.modern {
+            q.with_setting("mutations_sync", "2").execute().await?;
+        } else {
+            q.execute().await?;
+            self.wait_mutations(table).await?;
+        }
+        Ok(())
+    }
+}
+
+/// `(tenant, cutoff ns)` of every listed tenant, and the default cutoff.
+fn cutoffs(
+    per_tenant: &HashMap<String, Duration>,
+    default: Option<Duration>,
+    now_ns: i64,
+) -> (Vec<(String, i64)>, Option<i64>) {
+    let cut = |d: Duration| now_ns.saturating_sub(i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
+    let mut tenants: Vec<(String, i64)> =
+        per_tenant.iter().map(|(t, d)| (t.clone(), cut(*d))).collect();
+    tenants.sort();
+    (tenants, default.map(cut))
+}
+
+/// The TTL expression of a retention config: per row, when it expires.
+fn ttl_expr(per_tenant: &HashMap<String, Duration>, default: Option<Duration>) -> String {
+    let secs = "intDiv(ts, 1000000000)";
+    let never = "toDateTime(4000000000)".to_string();
+    let mut tenants: Vec<(&String, &Duration)> = per_tenant.iter().collect();
+    tenants.sort();
+    let fallback = match default {
+        Some(d) => format!("toDateTime({secs} + {})", d.as_secs()),
+        None => never,
+    };
+    if tenants.is_empty() {
+        return fallback;
+    }
+    let mut parts = Vec::new();
+    for (t, d) in tenants {
+        parts.push(format!(
+            "tenant = {}, toDateTime({secs} + {})",
+            quote(t),
+            d.as_secs()
+        ));
+    }
+    format!("multiIf({}, {fallback})", parts.join(", "))
+}
+
+#[async_trait]
+impl LogStore for ClickHouseStore {
+    fn kind(&self) -> &'static str {
+        "clickhouse"
+    }
+
+    async fn write(&self, rows: &[WriteRow]) -> Result<()> {
+        for w in split_writes(rows.to_vec(), self.max_insert_rows) {
+            self.write_one(&w).await?;
+        }
+        Ok(())
+    }
+
+    async fn resume_offsets(&self, topic: &str) -> Result<HashMap<i32, i64>> {
+        let rows: Vec<OffsetRow> = self
+            .db
+            .query(
+                "SELECT partition, max(offset) AS offset FROM entries
+                 WHERE topic = ? GROUP BY partition",
+            )
+            .bind(topic)
+            .fetch_all()
+            .await?;
+        Ok(rows.into_iter().map(|r| (r.partition, r.offset)).collect())
+    }
+
+    async fn streams(&self, tenant: &str, start: i64, end: i64) -> Result<Vec<StreamInfo>> {
+        if start >= end {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT fingerprint, any(labels) AS labels FROM series
+             WHERE tenant = ? AND day >= {d0} AND day <= {d1}
+               AND fingerprint IN (SELECT fingerprint FROM entries
+                                   WHERE tenant = ? AND ts >= {start} AND ts < {end})
+             GROUP BY fingerprint ORDER BY fingerprint",
+            d0 = day_of(start),
+            d1 = day_of(end - 1),
+        );
+        let rows: Vec<StreamRow> = self
+            .db
+            .query(&sql)
+            .bind(tenant)
+            .bind(tenant)
+            .fetch_all()
+            .await?;
+        rows.into_iter()
+            .map(|r| {
+                Ok(StreamInfo {
+                    fingerprint: r.fingerprint,
+                    labels: labels_from_json(&r.labels)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn scan(&self, req: &ScanRequest<'_>) -> Result<Vec<(u64, Entry)>> {
+        let mut out = Vec::new();
+        if req.limit == 0 || req.start >= req.end {
+            return Ok(out);
+        }
+        let (filters, _) = filter_sql(req.filters);
+        let mut fps: Vec<u64> = req.streams.to_vec();
+        fps.sort_unstable();
+        fps.dedup();
+        if let Some(c) = req.after {
+            fps.retain(|&fp| fp >= c.fingerprint);
+        }
+        let (dir, cmp) = match req.direction {
+            Direction::Forward => ("ASC", ">"),
+            Direction::Backward => ("DESC", "<"),
+        };
+        let cursor = match req.after {
+            Some(c) => format!(
+                " AND (fingerprint > {fp} OR (fingerprint = {fp} AND (ts {cmp} {ts} OR (ts = {ts} AND seq {cmp} {seq}))))",
+                fp = c.fingerprint,
+                ts = c.ts,
+                seq = c.seq
+            ),
+            None => String::new(),
+        };
+        for chunk in fps.chunks(FP_CHUNK) {
+            let left = req.limit - out.len();
+            if left == 0 {
+                break;
+            }
+            let sql = format!(
+                "SELECT fingerprint, ts, seq, line, metadata FROM entries
+                 WHERE tenant = ? AND fingerprint IN ({list}) AND ts >= {start} AND ts < {end}
+                 {cursor}{filters}
+                 ORDER BY fingerprint ASC, ts {dir}, seq {dir} LIMIT {left}",
+                list = fp_list(chunk),
+                start = req.start,
+                end = req.end,
+            );
+            let rows: Vec<ScanRow> = self.db.query(&sql).bind(req.tenant).fetch_all().await?;
+            for r in rows {
+                let metadata = if r.metadata.is_empty() {
+                    Labels::new()
+                } else {
+                    labels_from_json(&r.metadata)?
+                };
+                out.push((
+                    r.fingerprint,
+                    Entry {
+                        ts: r.ts,
+                        seq: r.seq,
+                        line: r.line,
+                        metadata,
+                    },
+                ));
+            }
+        }
+        Ok(out)
+    }
+
+    async fn bucket_counts(
+        &self,
+        tenant: &str,
+        streams: &[u64],
+        filters: &[LineFilter],
+        origin: i64,
+        width: i64,
+        buckets: i64,
+    ) -> Result<Option<Vec<BucketCount>>> {
+        let (filters, exact) = filter_sql(filters);
+        if !exact || width <= 0 || buckets <= 0 {
+            return Ok(None);
+        }
+        let hi = origin.saturating_add(width.saturating_mul(buckets));
+        let mut fps = streams.to_vec();
+        fps.sort_unstable();
+        fps.dedup();
+        let mut out = Vec::new();
+        for chunk in fps.chunks(FP_CHUNK) {
+            let sql = format!(
+                "SELECT fingerprint,
+                        toInt64(intDiv(ts - toInt64({origin}) - 1, toInt64({width})) + 1) AS bucket,
+                        toUInt64(count()) AS lines, toUInt64(sum(length(line))) AS bytes
+                 FROM entries
+                 WHERE tenant = ? AND fingerprint IN ({list}) AND ts > {origin} AND ts <= {hi}{filters}
+                 GROUP BY fingerprint, bucket ORDER BY fingerprint, bucket",
+                list = fp_list(chunk),
+            );
+            let rows: Vec<BucketRow> = self.db.query(&sql).bind(tenant).fetch_all().await?;
+            out.extend(rows.into_iter().map(|r| BucketCount {
+                fingerprint: r.fingerprint,
+                bucket: r.bucket,
+                lines: r.lines,
+                bytes: r.bytes,
+            }));
+        }
+        Ok(Some(out))
+    }
+
+    async fn index_stats(
+        &self,
+        tenant: &str,
+        streams: &[u64],
+        start: i64,
+        end: i64,
+    ) -> Result<IndexStats> {
+        let mut s = IndexStats::default();
+        if start >= end {
+            return Ok(s);
+        }
+        let mut fps = streams.to_vec();
+        fps.sort_unstable();
+        fps.dedup();
+        for chunk in fps.chunks(FP_CHUNK) {
+            let sql = format!(
+                "SELECT toUInt64(uniqExact(fingerprint)) AS streams, toUInt64(count()) AS entries,
+                        toUInt64(sum(length(line))) AS bytes,
+                        toUInt64(uniqExact(fingerprint, intDiv(ts, toInt64({DAY_NS})))) AS chunks
+                 FROM entries
+                 WHERE tenant = ? AND fingerprint IN ({list}) AND ts >= {start} AND ts < {end}",
+                list = fp_list(chunk),
+            );
+            let r: StatsRow = self.db.query(&sql).bind(tenant).fetch_one().await?;
+            s.streams += r.streams;
+            s.entries += r.entries;
+            s.bytes += r.bytes;
+            s.chunks += r.chunks;
+        }
+        Ok(s)
+    }
+
+    async fn apply_retention(
+        &self,
+        per_tenant: &HashMap<String, Duration>,
+        default: Option<Duration>,
+        now_ns: i64,
+    ) -> Result<()> {
+        if self.features.modern {
+            let expr = ttl_expr(per_tenant, default);
+            let changed = self
+                .ttl_set
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .as_deref()
+                != Some(expr.as_str());
+            if changed {
+                self.db
+                    .query(&format!("ALTER TABLE entries MODIFY TTL {expr}"))
+                    .with_setting("materialize_ttl_after_modify", "0")
+                    .execute()
+                    .await?;
+                *self.ttl_set.lock().unwrap_or_else(|p| p.into_inner()) = Some(expr);
+            }
+        }
+        let (tenants, default_cut) = cutoffs(per_tenant, default, now_ns);
+        if tenants.is_empty() && default_cut.is_none() {
+            return Ok(());
+        }
+        // Whole days older than every cutoff (only when every tenant has one).
+        if let Some(d) = default_cut {
+            let min_cut = tenants.iter().map(|(_, c)| *c).fold(d, i64::min);
+            let parts: Vec<PartitionRow> = self
+                .db
+                .query(
+                    "SELECT DISTINCT partition FROM system.parts
+                     WHERE database = ? AND table = 'entries' AND active",
+                )
+                .bind(&self.database)
+                .fetch_all()
+                .await?;
+            for p in parts {
+                let Ok(day) = p.partition.trim_matches('\'').parse::<i64>() else {
+                    continue;
+                };
+                if day >= 0 && (day + 1).saturating_mul(DAY_NS) <= min_cut {
+                    self.db
+                        .query(&format!("ALTER TABLE entries DROP PARTITION {day}"))
+                        .execute()
+                        .await?;
+                }
+            }
+        }
+        let mut conds: Vec<String> = tenants
+            .iter()
+            .map(|(t, c)| format!("(tenant = {} AND ts < {c})", quote(t)))
+            .collect();
+        let mut series_conds: Vec<String> = tenants
+            .iter()
+            .map(|(t, c)| format!("(tenant = {} AND day < {})", quote(t), day_of(*c)))
+            .collect();
+        if let Some(d) = default_cut {
+            let others = if tenants.is_empty() {
+                "1".to_string()
+            } else {
+                let names: Vec<String> = tenants.iter().map(|(t, _)| quote(t)).collect();
+                format!("tenant NOT IN ({})", names.join(", "))
+            };
+            conds.push(format!("({others} AND ts < {d})"));
+            series_conds.push(format!("({others} AND day < {})", day_of(d)));
+        }
+        self.delete_where("entries", &conds.join(" OR ")).await?;
+        self.delete_where("series", &series_conds.join(" OR ")).await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_features() {
+        assert!(!Features::from_version("18.16.1").modern);
+        assert!(Features::from_version("26.9.2.1").modern);
+        assert_eq!(Features::from_version("20.3.1").version, (20, 3));
+    }
+
+    #[test]
+    fn quoting() {
+        assert_eq!(quote(r"a'b\c?"), r"'a\'b\\c??'");
+    }
+
+    #[test]
+    fn ttl_expression() {
+        let mut m = HashMap::new();
+        m.insert("a".to_string(), Duration::from_secs(60));
+        assert_eq!(
+            ttl_expr(&m, None),
+            "multiIf(tenant = 'a', toDateTime(intDiv(ts, 1000000000) + 60), toDateTime(4000000000))"
+        );
+        assert_eq!(
+            ttl_expr(&HashMap::new(), Some(Duration::from_secs(5))),
+            "toDateTime(intDiv(ts, 1000000000) + 5)"
+        );
+    }
+}
