@@ -60,6 +60,7 @@ start() {
 section "installing services"
 "$REPO/deploy/install-kafka.sh"
 "$REPO/deploy/install-clickhouse.sh"
+"$REPO/deploy/install-prometheus-tools.sh"
 ARGUS_TEST_PYTHON=$("$REPO/deploy/install-test-tools.sh")
 export ARGUS_TEST_PYTHON
 export ARGUS_TEST_RSYSLOGD=/usr/sbin/rsyslogd
@@ -70,6 +71,11 @@ start ARGUS_TEST_KAFKA kafka "$kafka_port" start-kafka.sh stop-kafka.sh
 start ARGUS_TEST_CLICKHOUSE_URL clickhouse "$ch_port" start-clickhouse.sh stop-clickhouse.sh
 start ARGUS_TEST_CLICKHOUSE_MODERN_URL clickhouse-modern "$modern_port" \
   start-clickhouse-modern.sh stop-clickhouse-modern.sh
+start ARGUS_TEST_NODE_EXPORTER node-exporter "${ARGUS_NODE_EXPORTER_PORT:-19100}" \
+  start-node-exporter.sh stop-node-exporter.sh
+start ARGUS_TEST_PROMETHEUS prometheus "${ARGUS_PROMETHEUS_PORT:-19090}" \
+  start-prometheus.sh stop-prometheus.sh
+export ARGUS_TEST_PROMETHEUS_BIN=/usr/bin/prometheus
 export ARGUS_TEST_KAFKA_START="$REPO/deploy/start-kafka.sh $kafka_port"
 # The restart test crashes the broker (SIGKILL): tansu 0.6.0's SIGTERM path stops its
 # storage task before its listener, panics in the group coordinator, and after such a

@@ -48,6 +48,12 @@ pub struct IngestConfig {
     /// File tailing (globs, rotation, checkpointed positions); off unless set.
     #[serde(default)]
     pub tail: Option<argus_ingest::tail::TailConfig>,
+    /// The Prometheus scraper (`scrape_configs` as Prometheus has them); off unless set.
+    #[serde(default)]
+    pub scrape: Option<argus_ingest::scrape::ScrapeConfig>,
+    /// node-problem-detector's monitors (kernel log, plugins, health checks); off unless set.
+    #[serde(default)]
+    pub node_problems: Option<argus_ingest::node_problems::NodeProblemsConfig>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -161,6 +167,11 @@ impl Config {
                 ));
             }
         }
+        if let Some(np) = &self.ingest.node_problems
+            && let Err(e) = np.validate()
+        {
+            return Err(at("ingest.node_problems", &e.to_string()));
+        }
         if let Err((key, msg)) = self.query.validate() {
             return Err(at(&key, &msg));
         }
@@ -178,9 +189,7 @@ impl Config {
         let data_dir = data_dir
             .or(self.data_dir)
             .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
-        if self.bus.embedded.dir.as_os_str().is_empty() {
-            self.bus.embedded.dir = data_dir.join("log");
-        }
+        self.bus.fill_defaults(&data_dir);
         if let Some(t) = &mut self.ingest.tail {
             t.fill_positions_file(&data_dir);
         }

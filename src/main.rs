@@ -240,6 +240,22 @@ async fn run(s: Settings, component: Component) -> anyhow::Result<()> {
             tailer.run(log, rx).await.map_err(|e| e.to_string())
         }));
     }
+    if let Some(cfg) = s.ingest.scrape.clone().filter(|_| with_ingest) {
+        let scraper = argus_ingest::scrape::Scraper::new(&cfg)
+            .context("starting the scraper (ingest.scrape)")?;
+        let (log, rx) = (log.clone(), collectors_stopped.clone());
+        collectors.push(tokio::spawn(async move {
+            scraper.run(log, rx).await.map_err(|e| e.to_string())
+        }));
+    }
+    if let Some(cfg) = s.ingest.node_problems.clone().filter(|_| with_ingest) {
+        let runner = argus_ingest::node_problems::NodeProblemsRunner::new(cfg)
+            .context("starting node problem monitors (ingest.node_problems)")?;
+        let (log, rx) = (log.clone(), collectors_stopped.clone());
+        collectors.push(tokio::spawn(async move {
+            runner.run(log, rx).await.map_err(|e| e.to_string())
+        }));
+    }
     let listener = tokio::net::TcpListener::bind(s.listen)
         .await
         .with_context(|| format!("listening on {}", s.listen))?;

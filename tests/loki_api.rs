@@ -281,3 +281,203 @@ async fn tail_streams_new_lines_over_websocket() {
     assert_eq!(lines, ["live 0", "live 1", "live 2"]);
     let _ = ws.close(None).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kernel_log_problems_are_queryable_as_log_streams() {
+    use std::io::Write;
+
+    let dir = tempfile::tempdir().unwrap();
+    let kern = dir.path().join("kern.log");
+    std::fs::write(&kern, "").unwrap();
+    let cfg = dir.path().join("argus.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "ingest:\n  node_problems:\n    node: worker-7\n    kernel_log: {}\n    poll_interval: 50ms\n",
+            kern.display()
+        ),
+    )
+    .unwrap();
+    let argus = start(
+        &dir.path().join("data"),
+        &["--config", cfg.to_str().unwrap()],
+    );
+    // The monitor starts at the end of the file: append after it is running.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&kern)
+        .unwrap();
+    writeln!(
+        f,
+        "Nov 26 01:00:00 worker-7 kernel: [12345.678901] Killed process 4242 (java) total-vm:8241232kB, anon-rss:4120000kB, file-rss:0kB, shmem-rss:0kB"
+    )
+    .unwrap();
+    drop(f);
+    let c = reqwest::Client::new();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as i64;
+    let q = vec![
+        (
+            "query",
+            "{source=\"node-problem-detector\", reason=\"OOMKilling\"} | json".to_string(),
+        ),
+        ("start", (now - 3_600_000_000_000).to_string()),
+        ("end", (now + 3_600_000_000_000).to_string()),
+    ];
+    let mut found = Value::Null;
+    for _ in 0..100 {
+        let v = get_ok(&c, &argus.url, "default", "/loki/api/v1/query_range", &q).await;
+        if v["data"]["result"]
+            .as_array()
+            .is_some_and(|r| !r.is_empty())
+        {
+            found = v;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let stream = &found["data"]["result"][0]["stream"];
+    assert_eq!(stream["node"], "worker-7", "{found}");
+    assert_eq!(stream["kind"], "temporary", "{found}");
+    assert_eq!(stream["severity"], "warn", "{found}");
+    assert!(
+        stream["message"]
+            .as_str()
+            .unwrap()
+            .contains("Killed process 4242 (java)"),
+        "{found}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn security_findings_are_queryable_as_log_streams() {
+    let dir = tempfile::tempdir().unwrap();
+    let argus = start(&dir.path().join("data"), &[]);
+    let c = reqwest::Client::new();
+    let fixtures =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("ingest/tests/fixtures/findings");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as i64;
+    // The fixtures are real reports from 2024; make them today's scans.
+    let today = rfc3339(now / 1_000_000_000);
+    for (kind, file) in [
+        ("trivy", "trivy_nginx.json"),
+        ("clair", "clair_report.json"),
+        ("falco", "falco_terminal_shell.json"),
+    ] {
+        let body = std::fs::read_to_string(fixtures.join(file))
+            .unwrap()
+            .replace("2024-09-10T08:15:30.123456789Z", &today)
+            .replace("2024-05-14T09:12:45.123456789Z", &today)
+            .replace("1715677965123456789", &now.to_string());
+        let r = c
+            .post(format!("{}/api/v1/findings/{kind}", argus.url))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            r.status().is_success(),
+            "{kind}: {}",
+            r.text().await.unwrap()
+        );
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as i64;
+    let range = |q: &str| {
+        vec![
+            ("query", q.to_string()),
+            ("start", (now - 86_400_000_000_000).to_string()),
+            ("end", (now + 3_600_000_000_000).to_string()),
+        ]
+    };
+    // Every CRITICAL vulnerability, from any scanner, by its id.
+    let q = range("{kind=\"vulnerability\", severity=\"CRITICAL\"}");
+    let mut ids = Vec::new();
+    for _ in 0..100 {
+        let v = get_ok(&c, &argus.url, "default", "/loki/api/v1/query_range", &q).await;
+        ids = v["data"]["result"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| {
+                format!(
+                    "{}:{}",
+                    s["stream"]["source"].as_str().unwrap(),
+                    s["stream"]["id"].as_str().unwrap()
+                )
+            })
+            .collect();
+        ids.sort();
+        if ids.len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(ids, ["clair:CVE-2023-45853", "trivy:CVE-2024-45492"]);
+    // The finding's fields are in the line as JSON, so LogQL reaches them.
+    let q = range(
+        "{source=\"trivy\", id=\"CVE-2024-45492\"} | json | line_format \"{{.package}} {{.fixed_version}}\"",
+    );
+    let v = get_ok(&c, &argus.url, "default", "/loki/api/v1/query_range", &q).await;
+    let line = v["data"]["result"][0]["values"][0][1]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(line.starts_with("libexpat1 "), "{v}");
+    // Runtime findings count per image.
+    let q = vec![
+        (
+            "query",
+            "sum by (image) (count_over_time({source=\"falco\", kind=\"runtime\"}[1d]))"
+                .to_string(),
+        ),
+        ("time", (now + 3_600_000_000_000).to_string()),
+    ];
+    let v = get_ok(&c, &argus.url, "default", "/loki/api/v1/query", &q).await;
+    assert_eq!(v["data"]["resultType"], "vector", "{v}");
+    assert_eq!(v["data"]["result"][0]["value"][1], "1", "{v}");
+    assert!(
+        v["data"]["result"][0]["metric"]["image"]
+            .as_str()
+            .unwrap()
+            .contains("nginx"),
+        "{v}"
+    );
+}
+
+/// `YYYY-MM-DDTHH:MM:SSZ` for Unix seconds (proleptic Gregorian, UTC).
+fn rfc3339(secs: i64) -> String {
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[test]
+fn rfc3339_formats_known_instants() {
+    assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+    assert_eq!(rfc3339(1_764_115_200), "2025-11-26T00:00:00Z");
+    assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+}

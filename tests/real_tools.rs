@@ -330,3 +330,71 @@ async fn python_logging_loki_pushes_into_the_log() {
     expected.sort();
     assert_eq!(lines, expected);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binary_scrapes_node_exporter_and_prometheus() {
+    let (Some(node), Some(prom)) = (
+        service("ARGUS_TEST_NODE_EXPORTER"),
+        service("ARGUS_TEST_PROMETHEUS"),
+    ) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("argus.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "ingest:\n  scrape:\n    scrape_configs:\n\
+             \x20     - job_name: node\n        scrape_interval: 1s\n        static_configs: [{{targets: ['{node}']}}]\n\
+             \x20     - job_name: prometheus\n        scrape_interval: 1s\n        static_configs: [{{targets: ['{prom}'], labels: {{env: lab}}}}]\n"
+        ),
+    )
+    .unwrap();
+    let argus = start(
+        &dir.path().join("data"),
+        &["--config", cfg.to_str().unwrap()],
+    );
+    let c = reqwest::Client::new();
+    let wanted = [
+        "up",
+        "node_cpu_seconds_total",
+        "prometheus_build_info",
+        "scrape_duration_seconds",
+    ];
+    let mut got = BTreeMap::new();
+    for _ in 0..100 {
+        got = argus_samples(&c, &argus.url, &wanted).await;
+        let has =
+            |name: &str, job: &str| got.keys().any(|k| k["__name__"] == name && k["job"] == job);
+        if has("up", "node")
+            && has("up", "prometheus")
+            && has("node_cpu_seconds_total", "node")
+            && has("prometheus_build_info", "prometheus")
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let up: Vec<(&SeriesKey, f64)> = got
+        .iter()
+        .filter(|(k, _)| k["__name__"] == "up")
+        .map(|(k, p)| (k, f64::from_bits(p.iter().next_back().unwrap().1)))
+        .collect();
+    assert_eq!(up.len(), 2, "{up:?}");
+    assert!(up.iter().all(|(_, v)| *v == 1.0), "{up:?}");
+    let cpu = got
+        .keys()
+        .find(|k| k["__name__"] == "node_cpu_seconds_total")
+        .expect("node_cpu_seconds_total scraped");
+    assert_eq!(cpu["instance"], node);
+    assert!(
+        cpu.contains_key("cpu") && cpu.contains_key("mode"),
+        "{cpu:?}"
+    );
+    let build = got
+        .keys()
+        .find(|k| k["__name__"] == "prometheus_build_info")
+        .expect("prometheus_build_info scraped");
+    assert_eq!(build["env"], "lab");
+    assert!(build["version"].starts_with("2."), "{build:?}");
+}

@@ -158,6 +158,7 @@ async fn main() {
                 retention: Duration::from_secs(3600),
                 compression: "lz4".into(),
                 properties: Default::default(),
+                spool: Default::default(),
             }),
             ..Default::default()
         };

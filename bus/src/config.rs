@@ -13,6 +13,14 @@ pub const DEFAULT_RETENTION: Duration = Duration::from_secs(7 * 86_400);
 pub const DEFAULT_KAFKA_PARTITIONS: i32 = 6;
 /// Default size limit of the embedded log per topic: 8 GiB.
 pub const DEFAULT_EMBEDDED_RETENTION_BYTES: u64 = 8 << 30;
+/// Default size limit of the Kafka backend's disk spool: 1 GiB.
+pub const DEFAULT_SPOOL_MAX_BYTES: u64 = 1 << 30;
+/// Smallest accepted `bus.kafka.spool.max_bytes`: 64 KiB.
+pub const MIN_SPOOL_MAX_BYTES: u64 = 64 << 10;
+/// Default time a publish waits for Kafka before its records go to the spool.
+pub const DEFAULT_SPOOL_PRODUCE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Default `Retry-After` a full spool suggests to clients.
+pub const DEFAULT_SPOOL_RETRY_AFTER: Duration = Duration::from_secs(10);
 
 /// `bus:` in the config file. With `kafka:` set, Kafka is used; otherwise the embedded log.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -46,6 +54,65 @@ pub struct KafkaConfig {
     /// Extra librdkafka properties, passed to producer and consumers as they are.
     #[serde(default)]
     pub properties: BTreeMap<String, String>,
+    /// The disk spool that holds published records while the brokers are unavailable.
+    #[serde(default)]
+    pub spool: SpoolConfig,
+}
+
+/// `bus.kafka.spool:` — where [`crate::EventLog::publish`] puts records Kafka does not
+/// acknowledge in time (see [`crate::spool`]).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SpoolConfig {
+    /// `false` turns the spool off: publishes fail while the brokers are unavailable.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// The spool's folder; the binary sets it to `<data-dir>/spool` when empty
+    /// ([`BusConfig::fill_defaults`]). Empty: no spool.
+    #[serde(default)]
+    pub dir: PathBuf,
+    /// Size limit of the spooled records (keys, values, headers and a fixed per-record
+    /// overhead); when reached, publishes are refused with [`crate::BusError::Backpressure`].
+    #[serde(default = "default_spool_max_bytes")]
+    pub max_bytes: u64,
+    /// How long a publish waits for Kafka's acknowledgement before it spools the records.
+    #[serde(default = "default_spool_produce_timeout", with = "serde_duration")]
+    pub produce_timeout: Duration,
+    /// What a refused publish tells the client to wait before retrying.
+    #[serde(default = "default_spool_retry_after", with = "serde_duration")]
+    pub retry_after: Duration,
+}
+
+impl Default for SpoolConfig {
+    fn default() -> Self {
+        SpoolConfig {
+            enabled: true,
+            dir: PathBuf::new(),
+            max_bytes: DEFAULT_SPOOL_MAX_BYTES,
+            produce_timeout: DEFAULT_SPOOL_PRODUCE_TIMEOUT,
+            retry_after: DEFAULT_SPOOL_RETRY_AFTER,
+        }
+    }
+}
+
+impl SpoolConfig {
+    /// Whether records are spooled at all: enabled and with a folder.
+    pub fn active(&self) -> bool {
+        self.enabled && !self.dir.as_os_str().is_empty()
+    }
+}
+
+fn default_true() -> bool {
+    true
+}
+fn default_spool_max_bytes() -> u64 {
+    DEFAULT_SPOOL_MAX_BYTES
+}
+fn default_spool_produce_timeout() -> Duration {
+    DEFAULT_SPOOL_PRODUCE_TIMEOUT
+}
+fn default_spool_retry_after() -> Duration {
+    DEFAULT_SPOOL_RETRY_AFTER
 }
 
 fn default_client_id() -> String {
@@ -162,6 +229,20 @@ impl BusConfig {
         }
     }
 
+    /// Fills the folders left empty with their places under `data_dir`: the embedded
+    /// log in `<data_dir>/log`, the Kafka spool in `<data_dir>/spool` (when enabled).
+    pub fn fill_defaults(&mut self, data_dir: &std::path::Path) {
+        if self.embedded.dir.as_os_str().is_empty() {
+            self.embedded.dir = data_dir.join("log");
+        }
+        if let Some(k) = &mut self.kafka
+            && k.spool.enabled
+            && k.spool.dir.as_os_str().is_empty()
+        {
+            k.spool.dir = data_dir.join("spool");
+        }
+    }
+
     /// Specs of every Argus topic, defaults with this config's overrides applied.
     pub fn topic_specs(&self) -> Vec<TopicSpec> {
         argus_schemas::topics::ALL
@@ -225,6 +306,24 @@ impl BusConfig {
                         "{:?} is not one of none, gzip, snappy, lz4, zstd",
                         k.compression
                     ),
+                ));
+            }
+            if k.spool.max_bytes < MIN_SPOOL_MAX_BYTES {
+                return Err((
+                    "bus.kafka.spool.max_bytes".into(),
+                    format!("must be at least {MIN_SPOOL_MAX_BYTES}"),
+                ));
+            }
+            if k.spool.produce_timeout < Duration::from_millis(100) {
+                return Err((
+                    "bus.kafka.spool.produce_timeout".into(),
+                    "must be at least 100ms".into(),
+                ));
+            }
+            if k.spool.retry_after < Duration::from_secs(1) {
+                return Err((
+                    "bus.kafka.spool.retry_after".into(),
+                    "must be at least 1s".into(),
                 ));
             }
         }

@@ -7,6 +7,10 @@
 //! Consumer: a group member with manual commits (`enable.auto.commit=false`) that
 //! starts from the group's committed offsets (earliest where there are none).
 //! librdkafka reconnects by itself when a broker comes back.
+//!
+//! Spool: with `spool` configured, [`KafkaLog::publish`] writes what the brokers do not
+//! acknowledge within `produce_timeout` to a disk spool and drains it later (see
+//! [`crate::spool`]); `produce_batch` does not spool.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,12 +26,14 @@ use rdkafka::util::Timeout;
 use rdkafka::{Offset, TopicPartitionList};
 
 use crate::config::KafkaConfig;
+use crate::spool::{Spool, Spooling};
 use crate::{BusError, OutRecord, Position, Record, Result, TopicSpec};
 
 #[derive(Clone)]
 pub struct KafkaLog {
     cfg: Arc<KafkaConfig>,
     producer: FutureProducer,
+    spooling: Option<Arc<Spooling>>,
 }
 
 impl KafkaLog {
@@ -56,10 +62,73 @@ impl KafkaLog {
             pc.set(k, v);
         }
         let producer: FutureProducer = pc.create()?;
+        let spooling = if cfg.spool.active() {
+            // Publishes try Kafka through a producer whose records fail after
+            // produce_timeout (and go to the spool). It is not idempotent: a record that
+            // times out makes an idempotent producer bump its epoch, which some
+            // Kafka-protocol brokers (tansu 0.6) do not support; one request in flight
+            // keeps the order instead.
+            let mut dc = Self::client_config(cfg);
+            dc.set("enable.idempotence", "false")
+                .set("acks", "all")
+                .set("max.in.flight.requests.per.connection", "1")
+                .set("compression.type", &cfg.compression)
+                .set("linger.ms", "5");
+            for (k, v) in &cfg.properties {
+                dc.set(k, v);
+            }
+            dc.set(
+                "message.timeout.ms",
+                cfg.spool.produce_timeout.as_millis().max(1).to_string(),
+            );
+            let direct: FutureProducer = dc.create()?;
+            // The drain sends through an idempotent producer that never gives a record
+            // up (message.timeout.ms=0): it waits for the brokers however long they are
+            // away, with no epoch bump and no duplicate from its own retries.
+            pc.set("message.timeout.ms", "0");
+            let drain: FutureProducer = pc.create()?;
+            Some(Arc::new(Spooling::start(&cfg.spool, direct, drain).await?))
+        } else {
+            None
+        };
         Ok(KafkaLog {
             cfg: Arc::new(cfg.clone()),
             producer,
+            spooling,
         })
+    }
+
+    /// The disk spool, when one is configured.
+    pub fn spool(&self) -> Option<&Spool> {
+        self.spooling.as_deref().map(Spooling::spool)
+    }
+
+    /// Writes `(topic, record)`s, per topic in order; returns when they are durable: in
+    /// Kafka, or (with a spool) in the spool. Without a spool, like `produce_batch` per
+    /// topic.
+    pub async fn publish(&self, records: Vec<(String, OutRecord)>) -> Result<()> {
+        if let Some(s) = &self.spooling {
+            return s.publish(records).await;
+        }
+        let results = send_all(&self.producer, records.iter().map(|(t, r)| (t.as_str(), r))).await;
+        let mut first = None;
+        for ((t, _), r) in records.iter().zip(results) {
+            match r {
+                Ok(_) => crate::metrics::PRODUCED
+                    .with_label_values(&["kafka", t])
+                    .inc(),
+                Err(e) => {
+                    crate::metrics::PRODUCE_ERRORS
+                        .with_label_values(&["kafka", t])
+                        .inc();
+                    first.get_or_insert(e);
+                }
+            }
+        }
+        match first {
+            Some(e) => Err(e.into()),
+            None => Ok(()),
+        }
     }
 
     pub async fn ensure_topics(&self, specs: &[TopicSpec]) -> Result<()> {
@@ -156,40 +225,12 @@ impl KafkaLog {
         topic: &str,
         records: Vec<OutRecord>,
     ) -> Result<Vec<Position>> {
-        let mut futs = Vec::with_capacity(records.len());
-        for r in &records {
-            let mut headers = OwnedHeaders::new_with_capacity(r.headers.len());
-            for (k, v) in &r.headers {
-                headers = headers.insert(Header {
-                    key: k,
-                    value: Some(v.as_slice()),
-                });
-            }
-            let rec = FutureRecord::to(topic)
-                .key(&r.key)
-                .payload(&r.value)
-                .headers(headers);
-            // Queue all first (in order), then wait: one round trip per batch.
-            let fut = loop {
-                match self.producer.send_result(rec_clone(&rec)) {
-                    Ok(f) => break f,
-                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
-                        tokio::time::sleep(Duration::from_millis(5)).await;
-                    }
-                    Err((e, _)) => return Err(e.into()),
-                }
-            };
-            futs.push(fut);
-        }
-        let mut out = Vec::with_capacity(futs.len());
-        for f in futs {
-            match f.await {
-                Ok(Ok(d)) => out.push(Position {
-                    partition: d.partition,
-                    offset: d.offset,
-                }),
-                Ok(Err((e, _))) => return Err(e.into()),
-                Err(_) => return Err(BusError::Closed),
+        let mut out = Vec::with_capacity(records.len());
+        for r in send_all(&self.producer, records.iter().map(|r| (topic, r))).await {
+            match r {
+                Ok(p) => out.push(p),
+                Err(KafkaError::Canceled) => return Err(BusError::Closed),
+                Err(e) => return Err(e.into()),
             }
         }
         Ok(out)
@@ -285,12 +326,99 @@ impl KafkaLog {
         .map_err(|e| BusError::Embedded(e.to_string()))?
     }
 
+    /// Stops the spool's drain (the spool keeps what Kafka has not acknowledged), then
+    /// waits up to `timeout` for what the producers hold.
+    pub async fn close(&self, timeout: Duration) -> Result<()> {
+        if let Some(s) = &self.spooling {
+            s.close(timeout).await?;
+        }
+        self.flush(timeout).await
+    }
+
     pub async fn flush(&self, timeout: Duration) -> Result<()> {
         let p = self.producer.clone();
         tokio::task::spawn_blocking(move || p.flush(Timeout::After(timeout)))
             .await
             .map_err(|e| BusError::Embedded(e.to_string()))??;
         Ok(())
+    }
+}
+
+/// Queues every `(topic, record)` in order, then waits for each acknowledgement (one
+/// round trip per batch); one result per record, in order. A record librdkafka refuses to
+/// queue gets that error and does not stop the others.
+pub(crate) async fn send_all<'a>(
+    producer: &FutureProducer,
+    records: impl Iterator<Item = (&'a str, &'a OutRecord)>,
+) -> Vec<Result<Position, KafkaError>> {
+    let mut futs = Vec::new();
+    for (topic, r) in records {
+        let mut headers = OwnedHeaders::new_with_capacity(r.headers.len());
+        for (k, v) in &r.headers {
+            headers = headers.insert(Header {
+                key: k,
+                value: Some(v.as_slice()),
+            });
+        }
+        let rec = FutureRecord::to(topic)
+            .key(&r.key)
+            .payload(&r.value)
+            .headers(headers);
+        let fut = loop {
+            match producer.send_result(rec_clone(&rec)) {
+                Ok(f) => break Ok(f),
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                Err((e, _)) => break Err(e),
+            }
+        };
+        futs.push(fut);
+    }
+    let mut out = Vec::with_capacity(futs.len());
+    for f in futs {
+        out.push(match f {
+            Err(e) => Err(e),
+            Ok(f) => match f.await {
+                Ok(Ok(d)) => Ok(Position {
+                    partition: d.partition,
+                    offset: d.offset,
+                }),
+                Ok(Err((e, _))) => Err(e),
+                Err(_) => Err(KafkaError::Canceled),
+            },
+        });
+    }
+    out
+}
+
+/// Whether a produce error means the brokers did not take the record *now* (time-out,
+/// transport, no leader, ...), as opposed to a record or request they will never take
+/// (too large, unknown topic, not authorized, ...). The former are spooled and retried.
+pub(crate) fn broker_unavailable(e: &KafkaError) -> bool {
+    use RDKafkaErrorCode as C;
+    match e {
+        KafkaError::MessageProduction(code) => !matches!(
+            code,
+            C::BadMessage
+                | C::BadCompression
+                | C::UnknownPartition
+                | C::UnknownTopic
+                | C::InvalidArgument
+                | C::KeySerialization
+                | C::ValueSerialization
+                | C::InvalidMessage
+                | C::InvalidMessageSize
+                | C::MessageSizeTooLarge
+                | C::MessageBatchTooLarge
+                | C::InvalidTopic
+                | C::InvalidRequiredAcks
+                | C::TopicAuthorizationFailed
+                | C::UnsupportedForMessageFormat
+                | C::PolicyViolation
+                | C::InvalidRecord
+        ),
+        _ => true,
     }
 }
 

@@ -17,11 +17,12 @@ pub mod embedded;
 mod error;
 pub mod kafka;
 pub mod metrics;
+pub mod spool;
 pub mod typed;
 
 use std::time::Duration;
 
-pub use config::{BusConfig, EmbeddedConfig, KafkaConfig, TopicSpec};
+pub use config::{BusConfig, EmbeddedConfig, KafkaConfig, SpoolConfig, TopicSpec};
 pub use error::BusError;
 pub use typed::{Event, TypedBatch, TypedConsumer};
 
@@ -138,8 +139,26 @@ impl EventLog {
         r
     }
 
-    /// Writes envelopes to their topics, keyed by their keys.
+    /// Writes envelopes to their topics, keyed by their keys; returns when they are
+    /// durable. On Kafka with a spool (`bus.kafka.spool`), "durable" can be the local
+    /// disk spool while the brokers are unavailable, and a full spool refuses with
+    /// [`BusError::Backpressure`] (see [`spool`]).
     pub async fn publish(&self, events: &[argus_schemas::Envelope]) -> Result<()> {
+        if let EventLog::Kafka(l) = self {
+            if events.is_empty() {
+                return Ok(());
+            }
+            let recs = events
+                .iter()
+                .map(|e| {
+                    (
+                        e.kind().topic().to_string(),
+                        OutRecord::new(e.key.as_bytes(), argus_schemas::encode(e)),
+                    )
+                })
+                .collect();
+            return l.publish(recs).await;
+        }
         let mut by_topic: Vec<(&'static str, Vec<OutRecord>)> = Vec::new();
         for e in events {
             let topic = e.kind().topic();
@@ -202,7 +221,15 @@ impl EventLog {
     pub async fn close(&self) -> Result<()> {
         match self {
             EventLog::Embedded(l) => l.close().await,
-            EventLog::Kafka(l) => l.flush(Duration::from_secs(30)).await,
+            EventLog::Kafka(l) => l.close(Duration::from_secs(30)).await,
+        }
+    }
+
+    /// The Kafka backend's disk spool, when one is configured.
+    pub fn spool(&self) -> Option<&spool::Spool> {
+        match self {
+            EventLog::Embedded(_) => None,
+            EventLog::Kafka(l) => l.spool(),
         }
     }
 }

@@ -2,7 +2,10 @@
 
 use std::sync::LazyLock;
 
-use prometheus::{IntCounterVec, IntGaugeVec, register_int_counter_vec, register_int_gauge_vec};
+use prometheus::{
+    IntCounterVec, IntGauge, IntGaugeVec, register_int_counter_vec, register_int_gauge,
+    register_int_gauge_vec,
+};
 
 pub static PRODUCED: LazyLock<IntCounterVec> = LazyLock::new(|| {
     register_int_counter_vec!(
@@ -63,6 +66,58 @@ pub static RETENTION_DELETED: LazyLock<IntCounterVec> = LazyLock::new(|| {
         "argus_bus_retention_deleted_records_total",
         "Records the embedded log removed under its retention limits.",
         &["topic"]
+    )
+    .expect("metric registers")
+});
+
+pub static SPOOL_BYTES: LazyLock<IntGauge> = LazyLock::new(|| {
+    register_int_gauge!(
+        "argus_bus_spool_bytes",
+        "Bytes of records in the Kafka backend's disk spool (as counted against max_bytes)."
+    )
+    .expect("metric registers")
+});
+
+pub static SPOOL_RECORDS: LazyLock<IntGauge> = LazyLock::new(|| {
+    register_int_gauge!(
+        "argus_bus_spool_records",
+        "Records in the Kafka backend's disk spool, waiting for the brokers."
+    )
+    .expect("metric registers")
+});
+
+pub static SPOOLED: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "argus_bus_spooled_records_total",
+        "Published records written to the disk spool instead of Kafka.",
+        &["topic"]
+    )
+    .expect("metric registers")
+});
+
+pub static DRAINED: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "argus_bus_spool_drained_records_total",
+        "Spooled records Kafka acknowledged and the spool removed.",
+        &["topic"]
+    )
+    .expect("metric registers")
+});
+
+pub static SPOOL_REFUSED: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "argus_bus_spool_refused_records_total",
+        "Published records refused because the disk spool was full.",
+        &["topic"]
+    )
+    .expect("metric registers")
+});
+
+pub static SPOOL_DROPPED: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "argus_bus_spool_dropped_records_total",
+        "Spooled records Kafka rejected for good (e.g. too large), removed with an error log.",
+        &["topic", "reason"]
     )
     .expect("metric registers")
 });

@@ -54,6 +54,7 @@ async fn broker_restart_mid_stream() {
         retention: Duration::from_secs(3600),
         compression: "lz4".into(),
         properties: Default::default(),
+        spool: Default::default(),
     };
     kc.properties
         .insert("message.timeout.ms".into(), "120000".into());

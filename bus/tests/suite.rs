@@ -89,6 +89,7 @@ pub fn kafka_config(addr: &str) -> KafkaConfig {
         retention: Duration::from_secs(3600),
         compression: "lz4".into(),
         properties: BTreeMap::new(),
+        spool: Default::default(),
     }
 }
 

@@ -175,3 +175,118 @@ pub static TAIL_CHECKPOINT_FAILURES: LazyLock<prometheus::IntCounter> = LazyLock
     )
     .expect("metric registers")
 });
+
+pub static SCRAPE_TARGETS: LazyLock<IntGaugeVec> = LazyLock::new(|| {
+    register_int_gauge_vec!(
+        "argus_ingest_scrape_targets",
+        "Targets the scraper scrapes now, by job (after relabeling).",
+        &["job"]
+    )
+    .expect("metric registers")
+});
+
+pub static SCRAPES: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "argus_ingest_scrapes_total",
+        "Scrapes by job and result: ok, or why the scrape failed (http_status, connect, \
+         timeout, body_size_limit, encoding, parse, sample_limit, missing_name).",
+        &["job", "result"]
+    )
+    .expect("metric registers")
+});
+
+pub static SCRAPE_INVALID_TARGETS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "argus_ingest_scrape_invalid_targets_total",
+        "Discovered targets refused after relabeling (no address, bad interval, \
+         unsupported scheme), counted each time discovery changes.",
+        &["job"]
+    )
+    .expect("metric registers")
+});
+
+pub static SCRAPE_SD_FAILURES: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "argus_ingest_scrape_sd_failures_total",
+        "Files of file_sd_configs that could not be read or parsed (their previous targets \
+         are kept).",
+        &["job"]
+    )
+    .expect("metric registers")
+});
+
+pub static SCRAPE_DROPPED_SAMPLES: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "argus_ingest_scrape_dropped_samples_total",
+        "Scraped samples not written: duplicate (the same series twice in one scrape), \
+         publish (the event log refused them until the next scrape was due).",
+        &["reason"]
+    )
+    .expect("metric registers")
+});
+
+pub static SCRAPE_PUBLISH_FAILURES: LazyLock<prometheus::IntCounter> = LazyLock::new(|| {
+    prometheus::register_int_counter!(
+        "argus_ingest_scrape_publish_failures_total",
+        "Failed attempts to publish a scrape's samples (retried until the next scrape is due)."
+    )
+    .expect("metric registers")
+});
+
+pub static NODE_SOURCE_ERRORS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "argus_ingest_node_problem_source_errors_total",
+        "Times a node-problem log source became unreadable (open or read failed: \
+         open_failed, read_failed), lost records (kmsg_overrun), or was not run \
+         (unsupported_plugin); counted once per episode, not per retry.",
+        &["source", "reason"]
+    )
+    .expect("metric registers")
+});
+
+pub static NODE_SOURCE_READABLE: LazyLock<IntGaugeVec> = LazyLock::new(|| {
+    register_int_gauge_vec!(
+        "argus_ingest_node_problem_source_readable",
+        "1 while a node-problem log source (kernel log, filelog path) is open and read, \
+         0 while it cannot be read and is retried.",
+        &["source"]
+    )
+    .expect("metric registers")
+});
+
+pub static NODE_SOURCE_SKIPPED_LINES: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "argus_ingest_node_problem_skipped_lines_total",
+        "Lines of a node-problem log source that no log format parses (not matched).",
+        &["source"]
+    )
+    .expect("metric registers")
+});
+
+pub static NODE_SOURCE_ROTATIONS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "argus_ingest_node_problem_source_rotations_total",
+        "Rotations (the path names another file) and truncations of a followed \
+         node-problem log file.",
+        &["source", "kind"]
+    )
+    .expect("metric registers")
+});
+
+pub static NODE_HEALTH_CHECKS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "argus_ingest_node_health_checks_total",
+        "Node health check runs (kubelet, container_runtime, ntp) by result (healthy, \
+         unhealthy).",
+        &["check", "result"]
+    )
+    .expect("metric registers")
+});
+
+pub static NODE_PUBLISH_FAILURES: LazyLock<prometheus::IntCounter> = LazyLock::new(|| {
+    prometheus::register_int_counter!(
+        "argus_ingest_node_problem_publish_failures_total",
+        "Failed attempts to publish node events (the events are kept and retried)."
+    )
+    .expect("metric registers")
+});

@@ -1655,8 +1655,14 @@ fn parsed_query_runs_end_to_end() {
         .process(0, "method=GET status=404", &stream(), &Labels::new())
         .unwrap();
     assert_eq!(out.line, "GET 404");
-    assert!(p.process(0, "method=GET status=200", &stream(), &Labels::new()).is_none());
-    assert!(p.process(0, "method=POST status=500", &stream(), &Labels::new()).is_none());
+    assert!(
+        p.process(0, "method=GET status=200", &stream(), &Labels::new())
+            .is_none()
+    );
+    assert!(
+        p.process(0, "method=POST status=500", &stream(), &Labels::new())
+            .is_none()
+    );
 }
 
 #[test]
@@ -1705,7 +1711,12 @@ fn throughput_smoke() {
     let s = stream();
     let md = Labels::new();
     let lines: Vec<String> = (0..1000)
-        .map(|i| format!("ts=2024 method=GET path=/api/{i} status={} took=12ms", 200 + (i % 4) * 100))
+        .map(|i| {
+            format!(
+                "ts=2024 method=GET path=/api/{i} status={} took=12ms",
+                200 + (i % 4) * 100
+            )
+        })
         .collect();
     let start = std::time::Instant::now();
     let mut kept = 0usize;

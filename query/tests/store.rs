@@ -207,7 +207,11 @@ async fn fixture(store: &Arc<dyn LogStore>) -> (Vec<Labels>, Vec<WriteRow>) {
         for (k, l) in ls.iter().enumerate() {
             off += 1;
             // Stream 1 has two entries per timestamp.
-            let ts = if k == 1 { T0 + (i / 2) * SEC } else { T0 + i * SEC };
+            let ts = if k == 1 {
+                T0 + (i / 2) * SEC
+            } else {
+                T0 + i * SEC
+            };
             let word = if i % 3 == 0 { "error" } else { "ok" };
             rows.push(row("a", l, ts, &format!("s{k} n{i:02} {word} ünï"), off));
         }
@@ -232,9 +236,18 @@ async fn streams_and_order(store: Arc<dyn LogStore>) {
     let b = store.streams("b", T0, T0 + 100 * SEC).await.unwrap();
     assert_eq!(b.len(), 1);
     assert_eq!(b[0].labels, ls[0]);
-    assert!(store.streams("c", T0, T0 + 100 * SEC).await.unwrap().is_empty());
+    assert!(
+        store
+            .streams("c", T0, T0 + 100 * SEC)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     // Only streams with entries in [start, end): stream 1 ends at T0+4s, the others at +9s.
-    let late = store.streams("a", T0 + 5 * SEC, T0 + 100 * SEC).await.unwrap();
+    let late = store
+        .streams("a", T0 + 5 * SEC, T0 + 100 * SEC)
+        .await
+        .unwrap();
     assert_eq!(late.len(), 2);
     assert!(!fps(&late).contains(&ls[1].fingerprint().0));
     // End is exclusive, start inclusive.
@@ -275,11 +288,17 @@ async fn streams_and_order(store: Arc<dyn LogStore>) {
         .scan(&req("a", &want, T0 + 2 * SEC, T0 + 4 * SEC))
         .await
         .unwrap();
-    assert!(part.iter().all(|(_, e)| e.ts >= T0 + 2 * SEC && e.ts < T0 + 4 * SEC));
+    assert!(
+        part.iter()
+            .all(|(_, e)| e.ts >= T0 + 2 * SEC && e.ts < T0 + 4 * SEC)
+    );
     assert_eq!(part.len(), 2 + 2 + 4);
     // Only the streams asked for.
     let one = [ls[2].fingerprint().0];
-    let only = store.scan(&req("a", &one, T0, T0 + 100 * SEC)).await.unwrap();
+    let only = store
+        .scan(&req("a", &one, T0, T0 + 100 * SEC))
+        .await
+        .unwrap();
     assert_eq!(only.len(), 10);
     assert!(only.iter().all(|(fp, _)| *fp == one[0]));
     // Tenant b sees only its line.
@@ -367,7 +386,10 @@ async fn line_filters(store: Arc<dyn LogStore>) {
         (vec![lit(LineFilterOp::NotContains, &[""])], true),
         (vec![lit(LineFilterOp::Regex, &["n03|n04"])], true),
         (vec![lit(LineFilterOp::NotRegex, &[r"error|\?"])], true),
-        (vec![lit(LineFilterOp::Regex, &["n0[1-3] (ok|error)$"])], false),
+        (
+            vec![lit(LineFilterOp::Regex, &["n0[1-3] (ok|error)$"])],
+            false,
+        ),
         (vec![lit(LineFilterOp::NotRegex, &["^s[01]"])], false),
         (vec![lit(LineFilterOp::Regex, &["(?i)error"])], false),
         (vec![lit(LineFilterOp::Regex, &["n0. err.r"])], false),
@@ -381,9 +403,9 @@ async fn line_filters(store: Arc<dyn LogStore>) {
         let want: Vec<String> = everything
             .iter()
             .filter(|(_, e)| {
-                filters.iter().all(|f| {
-                    f.op == LineFilterOp::Pattern || keeps(f, &e.line)
-                })
+                filters
+                    .iter()
+                    .all(|f| f.op == LineFilterOp::Pattern || keeps(f, &e.line))
             })
             .map(|(_, e)| e.line.clone())
             .collect();
@@ -392,15 +414,19 @@ async fn line_filters(store: Arc<dyn LogStore>) {
         let refiltered: Vec<String> = got
             .iter()
             .filter(|(_, e)| {
-                filters.iter().all(|f| {
-                    f.op == LineFilterOp::Pattern || keeps(f, &e.line)
-                })
+                filters
+                    .iter()
+                    .all(|f| f.op == LineFilterOp::Pattern || keeps(f, &e.line))
             })
             .map(|(_, e)| e.line.clone())
             .collect();
         assert_eq!(refiltered, want, "{filters:?}");
         if exact {
-            assert_eq!(lines(&got), want, "{filters:?} must be applied by the store");
+            assert_eq!(
+                lines(&got),
+                want,
+                "{filters:?} must be applied by the store"
+            );
         }
     }
 }
@@ -534,8 +560,15 @@ async fn resume_offsets_and_metadata(store: Arc<dyn LogStore>) {
     let fp = [l.fingerprint().0];
     let got = store.scan(&req("a", &fp, T0, T0 + SEC)).await.unwrap();
     let first = got.iter().find(|(_, e)| e.line == "p0 o5").unwrap();
-    assert_eq!(first.1.metadata, labels(&[("trace_id", "abc"), ("user", "ü")]));
-    assert!(got.iter().filter(|(_, e)| e.line != "p0 o5").all(|(_, e)| e.metadata.is_empty()));
+    assert_eq!(
+        first.1.metadata,
+        labels(&[("trace_id", "abc"), ("user", "ü")])
+    );
+    assert!(
+        got.iter()
+            .filter(|(_, e)| e.line != "p0 o5")
+            .all(|(_, e)| e.metadata.is_empty())
+    );
     // An empty write is fine.
     store.write(&[]).await.unwrap();
 }
@@ -550,7 +583,13 @@ async fn days_and_retention(store: Arc<dyn LogStore>) {
     for d in 0..10i64 {
         for (i, t) in ["a", "b", "c"].iter().enumerate() {
             let off = d * 3 + i as i64;
-            rows.push(row(t, &l, T0 + d * DAY_NS + 5, &format!("{t} day {d}"), off));
+            rows.push(row(
+                t,
+                &l,
+                T0 + d * DAY_NS + 5,
+                &format!("{t} day {d}"),
+                off,
+            ));
         }
     }
     store.write(&rows).await.unwrap();
@@ -582,7 +621,13 @@ async fn days_and_retention(store: Arc<dyn LogStore>) {
         (7..10).collect()
     );
     // streams() follows: nothing of a is left before day 7.
-    assert!(store.streams("a", T0, T0 + 7 * DAY_NS).await.unwrap().is_empty());
+    assert!(
+        store
+            .streams("a", T0, T0 + 7 * DAY_NS)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert_eq!(store.streams("a", T0, now).await.unwrap().len(), 1);
     // Everything older than a minute: one partition drop per old day on ClickHouse.
     store
@@ -590,7 +635,10 @@ async fn days_and_retention(store: Arc<dyn LogStore>) {
         .await
         .unwrap();
     for t in ["a", "b", "c"] {
-        assert!(store.scan(&req(t, &fp, T0, now)).await.unwrap().is_empty(), "{t}");
+        assert!(
+            store.scan(&req(t, &fp, T0, now)).await.unwrap().is_empty(),
+            "{t}"
+        );
     }
     // The store keeps working after retention.
     store

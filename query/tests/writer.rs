@@ -139,7 +139,12 @@ fn node_event(i: usize) -> NodeEvent {
     NodeEvent {
         node: format!("node-{}", i % 3),
         monitor: "kernel-monitor".into(),
-        reason: if i % 2 == 0 { "TaskHung" } else { "KernelDeadlock" }.into(),
+        reason: if i % 2 == 0 {
+            "TaskHung"
+        } else {
+            "KernelDeadlock"
+        }
+        .into(),
         message: format!("node event {i}: task blocked for more than 120 seconds"),
         severity: NodeEventSeverity::Warn,
         kind: if i % 2 == 0 {
@@ -401,7 +406,11 @@ fn node_event_mapping() {
     );
     assert_eq!(v["condition"]["status"], "True");
     assert_eq!(
-        (row.source.topic.as_str(), row.source.partition, row.source.offset),
+        (
+            row.source.topic.as_str(),
+            row.source.partition,
+            row.source.offset
+        ),
         (topics::NODE_EVENTS, 1, 9)
     );
     // Without a condition there is no condition label.

@@ -203,6 +203,17 @@ fn cut(s: &str, max: usize) -> String {
     s[..end].to_string()
 }
 
+/// Aborts the plugin runs of a [`CustomPluginMonitor::run_rules`] call that is dropped.
+struct AbortOnDrop(Vec<tokio::task::AbortHandle>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        for h in &self.0 {
+            h.abort();
+        }
+    }
+}
+
 /// One custom plugin monitor (one configuration file) on one node.
 #[derive(Debug, Clone)]
 pub struct CustomPluginMonitor {
@@ -432,6 +443,8 @@ impl CustomPluginMonitor {
                 }),
             ));
         }
+        // Dropping this future (a shutdown) stops the runs, whose children are killed.
+        let _abort = AbortOnDrop(tasks.iter().map(|(_, t)| t.abort_handle()).collect());
         let mut out = Vec::new();
         for (i, task) in tasks {
             let (result, at) = match task.await {

@@ -1,11 +1,13 @@
-//! Node problem monitors: what node-problem-detector (NPD) does on a node, as a library.
+//! Node problem monitors: what node-problem-detector (NPD) does on a node.
 //!
 //! This module owns reading NPD's monitor configuration files as they are
 //! ([`config`]), the defaults Argus ships in that format ([`defaults`]), reading the
 //! kernel log ([`source`]), matching it with NPD's log-monitor semantics ([`monitor`]),
 //! running NPD-style check plugins ([`custom`]), and turning what they find into
-//! [`argus_schemas::NodeEvent`]s and [`Envelope`]s. The binary decides which monitors to
-//! run, where logs come from, and writes the envelopes to the event log.
+//! [`argus_schemas::NodeEvent`]s and [`Envelope`]s. [`runner`] runs them as a collector
+//! (the `node_problems` configuration: which monitors, where logs come from, publishing
+//! to the event log), with the [`health`] checks of the kubelet, container runtime and
+//! time sync.
 //!
 //! NPD semantics mirrored, from NPD's source (`pkg/systemlogmonitor`,
 //! `pkg/custompluginmonitor`):
@@ -26,7 +28,9 @@
 pub mod config;
 pub mod custom;
 pub mod defaults;
+pub mod health;
 pub mod monitor;
+pub mod runner;
 pub mod source;
 
 use argus_schemas::{Envelope, NodeEvent, Payload, Timestamp};
@@ -36,7 +40,9 @@ pub use config::{
     parse_log_monitor_config, parse_monitor_config,
 };
 pub use custom::{CustomPluginMonitor, PluginResult, PluginStatus, run_plugin};
+pub use health::HealthChecksConfig;
 pub use monitor::{ConditionState, LogMonitor};
+pub use runner::{NodeProblemsConfig, NodeProblemsRunner};
 pub use source::{KmsgSource, LineClock, LineSource, LogRecord, LogSource};
 
 /// A node event and when it happened (the log timestamp, or the plugin run's time).

@@ -134,13 +134,29 @@ pub enum LabelFilterExpr {
     /// `name = "v"`, `name =~ "re"` …
     String(LabelMatcher),
     /// `name > 10`, `name == 2.5`
-    Number { name: String, op: CmpOp, value: f64 },
+    Number {
+        name: String,
+        op: CmpOp,
+        value: f64,
+    },
     /// `name > 250ms` (value in seconds)
-    Duration { name: String, op: CmpOp, value: f64 },
+    Duration {
+        name: String,
+        op: CmpOp,
+        value: f64,
+    },
     /// `name > 20MB` (value in bytes)
-    Bytes { name: String, op: CmpOp, value: f64 },
+    Bytes {
+        name: String,
+        op: CmpOp,
+        value: f64,
+    },
     /// `name = ip("10.0.0.0/8")` (only `=` / `!=`)
-    Ip { name: String, negate: bool, pattern: String },
+    Ip {
+        name: String,
+        negate: bool,
+        pattern: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]

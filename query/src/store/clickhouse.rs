@@ -299,7 +299,9 @@ impl ClickHouseStore {
     /// [`ClickHouseStore::ensure_schema`]).
     pub async fn connect(cfg: ClickHouseConfig) -> Result<Self> {
         if cfg.database.is_empty() {
-            return Err(QueryError::Store("clickhouse: no database configured".into()));
+            return Err(QueryError::Store(
+                "clickhouse: no database configured".into(),
+            ));
         }
         let mut root = Client::default()
             .with_url(cfg.url.trim_end_matches('/'))
@@ -347,8 +349,18 @@ impl ClickHouseStore {
             .execute()
             .await?;
         let m = self.features.modern;
-        let lc = if m { "LowCardinality(String)" } else { "String" };
-        let codec = |c: &str| if m { format!(" CODEC({c})") } else { String::new() };
+        let lc = if m {
+            "LowCardinality(String)"
+        } else {
+            "String"
+        };
+        let codec = |c: &str| {
+            if m {
+                format!(" CODEC({c})")
+            } else {
+                String::new()
+            }
+        };
         let index = if m {
             ",\n    INDEX line_ngrams line TYPE ngrambf_v1(4, 16384, 3, 0) GRANULARITY 1"
         } else {
@@ -522,8 +534,10 @@ fn cutoffs(
     now_ns: i64,
 ) -> (Vec<(String, i64)>, Option<i64>) {
     let cut = |d: Duration| now_ns.saturating_sub(i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
-    let mut tenants: Vec<(String, i64)> =
-        per_tenant.iter().map(|(t, d)| (t.clone(), cut(*d))).collect();
+    let mut tenants: Vec<(String, i64)> = per_tenant
+        .iter()
+        .map(|(t, d)| (t.clone(), cut(*d)))
+        .collect();
     tenants.sort();
     (tenants, default.map(cut))
 }
@@ -809,7 +823,8 @@ impl LogStore for ClickHouseStore {
             series_conds.push(format!("({others} AND day < {})", day_of(d)));
         }
         self.delete_where("entries", &conds.join(" OR ")).await?;
-        self.delete_where("series", &series_conds.join(" OR ")).await?;
+        self.delete_where("series", &series_conds.join(" OR "))
+            .await?;
         Ok(())
     }
 }

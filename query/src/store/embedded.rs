@@ -29,8 +29,7 @@ use rusqlite::{Connection, OptionalExtension, ToSql, params};
 
 use super::plan::{DAY_NS, Simple, classify};
 use super::{
-    BucketCount, Cursor, Direction, Entry, IndexStats, LogStore, ScanRequest, StreamInfo,
-    WriteRow,
+    BucketCount, Cursor, Direction, Entry, IndexStats, LogStore, ScanRequest, StreamInfo, WriteRow,
 };
 use crate::error::{QueryError, Result};
 use crate::logql::ast::LineFilter;
@@ -131,7 +130,11 @@ fn filter_sql(filters: &[LineFilter]) -> FilterSql {
             }
             continue;
         }
-        let (op, join) = if negate { ("= 0", " AND ") } else { ("> 0", " OR ") };
+        let (op, join) = if negate {
+            ("= 0", " AND ")
+        } else {
+            ("> 0", " OR ")
+        };
         let parts: Vec<String> = values
             .iter()
             .map(|v| {
@@ -202,7 +205,11 @@ impl EmbeddedStore {
     {
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || {
-            let pooled = inner.readers.lock().unwrap_or_else(|p| p.into_inner()).pop();
+            let pooled = inner
+                .readers
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .pop();
             let conn = match pooled {
                 Some(c) => c,
                 None => open_conn(&inner.path)?,
@@ -331,7 +338,12 @@ fn scan_blocking(conn: &Connection, req: &OwnedScan) -> Result<Vec<(u64, Entry)>
     let plain = sql("AND ?4 = ?4 AND ?5 = ?5");
     let cursored = sql(cursor_cond);
     let fps: Vec<u64> = match req.after {
-        Some(c) => req.streams.iter().copied().filter(|&fp| fp >= c.fingerprint).collect(),
+        Some(c) => req
+            .streams
+            .iter()
+            .copied()
+            .filter(|&fp| fp >= c.fingerprint)
+            .collect(),
         None => req.streams.clone(),
     };
     for (fp, id) in stream_ids(conn, &req.tenant, &fps)? {
@@ -427,14 +439,15 @@ impl LogStore for EmbeddedStore {
             return Ok(());
         }
         let rows = rows.to_vec();
-        self.with_writer(move |conn| write_blocking(conn, &rows)).await
+        self.with_writer(move |conn| write_blocking(conn, &rows))
+            .await
     }
 
     async fn resume_offsets(&self, topic: &str) -> Result<HashMap<i32, i64>> {
         let topic = topic.to_string();
         self.with_reader(move |conn| {
-            let mut st =
-                conn.prepare_cached("SELECT partition, offset FROM source_offsets WHERE topic = ?1")?;
+            let mut st = conn
+                .prepare_cached("SELECT partition, offset FROM source_offsets WHERE topic = ?1")?;
             let rows = st.query_map(params![topic], |r| Ok((r.get(0)?, r.get(1)?)))?;
             Ok(rows.collect::<rusqlite::Result<HashMap<i32, i64>>>()?)
         })
@@ -478,7 +491,8 @@ impl LogStore for EmbeddedStore {
             after: req.after,
             limit: req.limit,
         };
-        self.with_reader(move |conn| scan_blocking(conn, &owned)).await
+        self.with_reader(move |conn| scan_blocking(conn, &owned))
+            .await
     }
 
     async fn bucket_counts(
@@ -593,7 +607,10 @@ impl LogStore for EmbeddedStore {
                     )?;
                     match first {
                         Some(t) => {
-                            tx.execute("UPDATE streams SET first_ts = ?2 WHERE id = ?1", params![id, t])?;
+                            tx.execute(
+                                "UPDATE streams SET first_ts = ?2 WHERE id = ?1",
+                                params![id, t],
+                            )?;
                         }
                         None => {
                             tx.execute("DELETE FROM streams WHERE id = ?1", params![id])?;

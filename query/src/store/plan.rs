@@ -53,11 +53,7 @@ pub fn split_writes(rows: Vec<WriteRow>, max_rows: usize) -> Vec<Vec<WriteRow>> 
             Default::default()
         });
         match q.back_mut() {
-            Some(run)
-                if day_of(run[0].ts) == day_of(r.ts) && run.len() < max_rows =>
-            {
-                run.push(r)
-            }
+            Some(run) if day_of(run[0].ts) == day_of(r.ts) && run.len() < max_rows => run.push(r),
             _ => q.push_back(vec![r]),
         }
     }
@@ -286,7 +282,9 @@ pub fn re2_equivalent(re: &str) -> bool {
 }
 
 fn small(n: &str) -> bool {
-    !n.is_empty() && n.bytes().all(|c| c.is_ascii_digit()) && n.parse::<u32>().is_ok_and(|v| v <= 100)
+    !n.is_empty()
+        && n.bytes().all(|c| c.is_ascii_digit())
+        && n.parse::<u32>().is_ok_and(|v| v <= 100)
 }
 
 #[cfg(test)]
@@ -327,11 +325,7 @@ mod tests {
             .collect();
         assert_eq!(
             got,
-            vec![
-                vec!["0/1", "1/1", "1/2"],
-                vec!["0/2", "1/3"],
-                vec!["0/3"],
-            ]
+            vec![vec!["0/1", "1/1", "1/2"], vec!["0/2", "1/3"], vec!["0/3"],]
         );
         for w in &w {
             assert!(w.iter().all(|r| day_of(r.ts) == day_of(w[0].ts)));
@@ -378,6 +372,12 @@ mod tests {
             ..a.clone()
         };
         assert!(seq_of(&a) < seq_of(&b));
-        assert_ne!(seq_of(&a), seq_of(&SourcePos { partition: 6, ..a.clone() }));
+        assert_ne!(
+            seq_of(&a),
+            seq_of(&SourcePos {
+                partition: 6,
+                ..a.clone()
+            })
+        );
     }
 }

@@ -65,9 +65,13 @@ impl CompiledLineFilter {
                     }
                 }
                 (LineFilterOp::Regex | LineFilterOp::NotRegex, FilterValue::Literal(s)) => {
-                    Alt::Regex(Regex::new(s).map_err(|e| {
-                        QueryError::Invalid(format!("invalid line filter regex {s:?}: {e}"))
-                    })?)
+                    // Loki reports Go's regexp error text; `check_regex` words it so.
+                    crate::logql::parser::check_regex(s).map_err(QueryError::Invalid)?;
+                    Alt::Regex(
+                        Regex::new(s).map_err(|e| {
+                            QueryError::Invalid(format!("error parsing regexp: {e}"))
+                        })?,
+                    )
                 }
                 (LineFilterOp::Pattern | LineFilterOp::NotPattern, FilterValue::Literal(s)) => {
                     Alt::Pattern(PatternMatcher::new_line_filter(s)?)
