@@ -1,4 +1,8 @@
 //! The rule engine: Prometheus-format alerting and recording rules over metrics
 //! (PromQL) and logs and events (LogQL), the alert state machine, silences and
-//! inhibition. Empty until its issue lands; the crate exists so the workspace has the
-//! layout the architecture names.
+//! inhibition, and the Prometheus and Alertmanager HTTP APIs.
+
+pub mod error;
+pub mod metrics;
+
+pub use error::RulesError;

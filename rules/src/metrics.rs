@@ -1,0 +1,1 @@
+//! The rule engine's own metrics, all declared here.
