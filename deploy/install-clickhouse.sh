@@ -6,28 +6,9 @@ set -euo pipefail
 # shellcheck source=SCRIPTDIR/lib.sh
 . "$(dirname "$0")/lib.sh"
 
-apt_install() {
-  export DEBIAN_FRONTEND=noninteractive
-  # Refresh the package lists only when a package is not known yet (fresh machine).
-  local pkg
-  for pkg in "$@"; do
-    if ! apt-cache show "$pkg" >/dev/null 2>&1; then
-      log "apt-get update ($pkg is not in the package lists)"
-      as_root apt-get update -q
-      break
-    fi
-  done
-  log "apt-get install -y $*"
-  as_root apt-get install -y -q "$@" >&2
-}
-
-installed() {
-  [ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" = "install ok installed" ]
-}
-
 missing=()
 for pkg in clickhouse-server clickhouse-client tzdata curl; do
-  installed "$pkg" || missing+=("$pkg")
+  deb_installed "$pkg" || missing+=("$pkg")
 done
 command -v python3 >/dev/null 2>&1 || missing+=(python3)
 if [ ${#missing[@]} -gt 0 ]; then

@@ -24,17 +24,7 @@ done
 command -v curl >/dev/null 2>&1 || missing+=(curl)
 
 if [ ${#missing[@]} -gt 0 ]; then
-  export DEBIAN_FRONTEND=noninteractive
-  # Refresh the package lists only when a package is not known yet (fresh machine).
-  for pkg in "${missing[@]}"; do
-    if ! apt-cache show "$pkg" >/dev/null 2>&1; then
-      log "apt-get update ($pkg is not in the package lists)"
-      as_root apt-get update -q
-      break
-    fi
-  done
-  log "apt-get install -y ${missing[*]}"
-  as_root apt-get install -y -q --no-install-recommends "${missing[@]}" >&2
+  apt_install "${missing[@]}"
 fi
 
 for entry in "${tools[@]}"; do

@@ -311,31 +311,33 @@ fn parse_selector(s: &str) -> Result<Vec<LabelMatcher>> {
     }
 }
 
+/// The metadata endpoints: they select streams and describe them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Meta {
+    Labels,
+    LabelValues,
+    Series,
+    IndexStats,
+}
+
+impl Meta {
+    fn endpoint(self) -> &'static str {
+        match self {
+            Meta::Labels => "labels",
+            Meta::LabelValues => "label_values",
+            Meta::Series => "series",
+            Meta::IndexStats => "index_stats",
+        }
+    }
+}
+
 async fn labels(
     State(st): State<ApiState>,
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
     body: Bytes,
 ) -> Response {
-    let p = collect_params(raw, &headers, &body);
-    let run = async {
-        let tenant = tenant(&headers)?;
-        let (start, end) = parse_range(&p, now_ns())?;
-        let selectors: Vec<String> = p
-            .get("query")
-            .map(|q| vec![q.to_string()])
-            .unwrap_or_default();
-        let streams = matching_streams(&st, &tenant, start, end, &selectors).await?;
-        let names: BTreeSet<&str> = streams
-            .iter()
-            .flat_map(|s| s.labels.iter().map(|(n, _)| n))
-            .collect();
-        Ok::<_, QueryError>(json!({"status": "success", "data": names}))
-    };
-    match run.await {
-        Ok(v) => ok_json("labels", v),
-        Err(e) => error_response("labels", &e),
-    }
+    meta(&st, Meta::Labels, "", &headers, raw, &body).await
 }
 
 async fn label_values(
@@ -345,22 +347,7 @@ async fn label_values(
     RawQuery(raw): RawQuery,
     body: Bytes,
 ) -> Response {
-    let p = collect_params(raw, &headers, &body);
-    let run = async {
-        let tenant = tenant(&headers)?;
-        let (start, end) = parse_range(&p, now_ns())?;
-        let selectors: Vec<String> = p
-            .get("query")
-            .map(|q| vec![q.to_string()])
-            .unwrap_or_default();
-        let streams = matching_streams(&st, &tenant, start, end, &selectors).await?;
-        let values: BTreeSet<&str> = streams.iter().filter_map(|s| s.labels.get(&name)).collect();
-        Ok::<_, QueryError>(json!({"status": "success", "data": values}))
-    };
-    match run.await {
-        Ok(v) => ok_json("label_values", v),
-        Err(e) => error_response("label_values", &e),
-    }
+    meta(&st, Meta::LabelValues, &name, &headers, raw, &body).await
 }
 
 async fn series(
@@ -369,28 +356,7 @@ async fn series(
     RawQuery(raw): RawQuery,
     body: Bytes,
 ) -> Response {
-    let p = collect_params(raw, &headers, &body);
-    let run = async {
-        let tenant = tenant(&headers)?;
-        let (start, end) = parse_range(&p, now_ns())?;
-        let mut selectors: Vec<String> = p.all("match[]").to_vec();
-        selectors.extend(p.all("match").iter().cloned());
-        selectors.retain(|s| !s.is_empty());
-        if selectors.is_empty() {
-            return Err(QueryError::BadParam(
-                "0 matcher groups supplied, at least one required".into(),
-            ));
-        }
-        let streams = matching_streams(&st, &tenant, start, end, &selectors).await?;
-        let mut sets: Vec<&Labels> = streams.iter().map(|s| &s.labels).collect();
-        sets.sort_by_key(|l| l.to_string());
-        sets.dedup();
-        Ok::<_, QueryError>(json!({"status": "success", "data": sets}))
-    };
-    match run.await {
-        Ok(v) => ok_json("series", v),
-        Err(e) => error_response("series", &e),
-    }
+    meta(&st, Meta::Series, "", &headers, raw, &body).await
 }
 
 async fn index_stats(
@@ -399,26 +365,84 @@ async fn index_stats(
     RawQuery(raw): RawQuery,
     body: Bytes,
 ) -> Response {
-    let p = collect_params(raw, &headers, &body);
-    let run = async {
-        let tenant = tenant(&headers)?;
-        let (start, end) = parse_range(&p, now_ns())?;
-        let q = required(&p, "query")?;
-        let streams = matching_streams(&st, &tenant, start, end, &[q.to_string()]).await?;
-        let mut fps: Vec<u64> = streams.iter().map(|s| s.fingerprint).collect();
-        fps.sort_unstable();
-        let s = st.store().index_stats(&tenant, &fps, start, end).await?;
-        Ok::<_, QueryError>(json!({
-            "streams": s.streams,
-            "chunks": s.chunks,
-            "entries": s.entries,
-            "bytes": s.bytes,
-        }))
-    };
-    match run.await {
-        Ok(v) => ok_json("index_stats", v),
-        Err(e) => error_response("index_stats", &e),
+    meta(&st, Meta::IndexStats, "", &headers, raw, &body).await
+}
+
+async fn meta(
+    st: &ApiState,
+    kind: Meta,
+    label: &str,
+    headers: &HeaderMap,
+    raw: Option<String>,
+    body: &Bytes,
+) -> Response {
+    let p = collect_params(raw, headers, body);
+    match meta_answer(st, kind, label, headers, &p).await {
+        Ok(v) => ok_json(kind.endpoint(), v),
+        Err(e) => error_response(kind.endpoint(), &e),
     }
+}
+
+async fn meta_answer(
+    st: &ApiState,
+    kind: Meta,
+    label: &str,
+    headers: &HeaderMap,
+    p: &Params,
+) -> Result<Value> {
+    let tenant = tenant(headers)?;
+    let (start, end) = parse_range(p, now_ns())?;
+    let selectors: Vec<String> = match kind {
+        // `match[]` (Loki also takes `match`), at least one.
+        Meta::Series => {
+            let mut s: Vec<String> = p.all("match[]").to_vec();
+            s.extend(p.all("match").iter().cloned());
+            s.retain(|s| !s.is_empty());
+            if s.is_empty() {
+                return Err(QueryError::BadParam(
+                    "0 matcher groups supplied, at least one required".into(),
+                ));
+            }
+            s
+        }
+        Meta::IndexStats => vec![required(p, "query")?.to_string()],
+        // An optional `query` narrows the label browser.
+        Meta::Labels | Meta::LabelValues => {
+            p.get("query").map(str::to_string).into_iter().collect()
+        }
+    };
+    let streams = matching_streams(st, &tenant, start, end, &selectors).await?;
+    Ok(match kind {
+        Meta::Labels => {
+            let names: BTreeSet<&str> = streams
+                .iter()
+                .flat_map(|s| s.labels.iter().map(|(n, _)| n))
+                .collect();
+            json!({"status": "success", "data": names})
+        }
+        Meta::LabelValues => {
+            let values: BTreeSet<&str> =
+                streams.iter().filter_map(|s| s.labels.get(label)).collect();
+            json!({"status": "success", "data": values})
+        }
+        Meta::Series => {
+            let mut sets: Vec<&Labels> = streams.iter().map(|s| &s.labels).collect();
+            sets.sort_by_key(|l| l.to_string());
+            sets.dedup();
+            json!({"status": "success", "data": sets})
+        }
+        Meta::IndexStats => {
+            let mut fps: Vec<u64> = streams.iter().map(|s| s.fingerprint).collect();
+            fps.sort_unstable();
+            let s = st.store().index_stats(&tenant, &fps, start, end).await?;
+            json!({
+                "streams": s.streams,
+                "chunks": s.chunks,
+                "entries": s.entries,
+                "bytes": s.bytes,
+            })
+        }
+    })
 }
 
 /// Grafana reads the version to pick features; Argus speaks Loki's 3.x API.
