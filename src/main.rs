@@ -51,14 +51,41 @@ enum Cmd {
     Run(Common),
     /// Run the collectors alone, against Kafka (the distributed deployment).
     Ingest(Common),
-    /// Run the rule engine alone, against Kafka.
-    Rules(Common),
+    /// The rule engine: run it alone against Kafka, or check and unit-test rule files.
+    Rules {
+        #[command(subcommand)]
+        cmd: RulesCmd,
+    },
     /// Run the notifier alone, against Kafka.
     Notifier(Common),
     /// Run the query service alone, against Kafka and ClickHouse.
     Query(Common),
     /// Check a configuration file and print the resolved settings.
     CheckConfig { file: PathBuf },
+}
+
+#[derive(Subcommand)]
+enum RulesCmd {
+    /// Run the rule engine alone, against Kafka.
+    Run(Common),
+    /// Check rule files as `promtool check rules` does (syntax, PromQL/LogQL, templates,
+    /// duplicates); errors as `file:line:col: message`; exit 1 on errors.
+    Check {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Exit 3 when the duplicate-rule lint finds something.
+        #[arg(long)]
+        lint_fatal: bool,
+    },
+    /// Run rule unit-test files in promtool's format; exit 1 when a test fails.
+    Test {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// PromQL arithmetic of Prometheus 2.x (closed range windows, plain summation),
+        /// to reproduce promtool 2.x exactly; 3.x by default.
+        #[arg(long)]
+        prometheus2: bool,
+    },
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -95,7 +122,31 @@ fn main() -> ExitCode {
         Cmd::Run(c) => (c, Component::All),
         Cmd::Ingest(c) => (c, Component::Ingest),
         Cmd::Query(c) => (c, Component::Query),
-        Cmd::Rules(_) | Cmd::Notifier(_) => {
+        Cmd::Rules {
+            cmd: RulesCmd::Check { files, lint_fatal },
+        } => {
+            let opts = argus_rules::tools::CheckOptions {
+                lint_fatal,
+                ..Default::default()
+            };
+            return report(argus_rules::tools::check::check(&files, &opts));
+        }
+        Cmd::Rules {
+            cmd: RulesCmd::Test { files, prometheus2 },
+        } => {
+            let opts = argus_rules::tools::TestOptions {
+                compat: if prometheus2 {
+                    argus_rules::promql::Compat::Prometheus2
+                } else {
+                    argus_rules::promql::Compat::Prometheus3
+                },
+            };
+            return report(argus_rules::tools::unittest::run(&files, &opts));
+        }
+        Cmd::Rules {
+            cmd: RulesCmd::Run(_),
+        }
+        | Cmd::Notifier(_) => {
             eprintln!(
                 "argus: this component cannot run alone yet: the rule engine and notifier \
                  are being built (see the README's status); use `argus run`, `argus ingest` or `argus query`"
@@ -149,6 +200,15 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Prints a rules tool report as promtool does and turns its status into the exit code.
+fn report(r: argus_rules::tools::Report) -> ExitCode {
+    if let Err(e) = r.write_to_std() {
+        eprintln!("argus: {e}");
+        return ExitCode::FAILURE;
+    }
+    ExitCode::from(u8::try_from(r.exit_code).unwrap_or(1))
 }
 
 fn init_tracing(s: &Settings) {

@@ -471,3 +471,133 @@ async fn tailed_file_survives_restart_without_repeats() {
         HashMap::from([(1, 1), (2, 1), (3, 1)])
     );
 }
+
+/// Exactly-once file tailing through crashes and rotations: a writer appends numbered
+/// lines to `app.log` and rotates it every 400 lines (rename to `app.log.<n>`, a few
+/// more lines through the old handle, then a new `app.log`), while `argus run` tailing
+/// `app.log*` is SIGKILLed at random moments and restarted. Every line ends up on
+/// `argus.logs` exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tailed_file_exactly_once_through_sigkills_and_rotations() {
+    const LINES: u32 = 2400;
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    let cfg = dir.path().join("argus.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "ingest:\n  tail:\n    paths: [\"{}/app.log*\"]\n    labels: {{job: app}}\n    poll_interval: 20ms\n    batch_size: 50\n",
+            logs.display()
+        ),
+    )
+    .unwrap();
+    let data = dir.path().join("data");
+    let app = logs.join("app.log");
+    let writer = std::thread::spawn(move || {
+        let open = || {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&app)
+                .unwrap()
+        };
+        let mut f = open();
+        let mut rotations = 0;
+        for id in 0..LINES {
+            if id > 0 && id % 400 == 0 {
+                rotations += 1;
+                std::fs::rename(&app, app.with_extension(format!("log.{rotations}"))).unwrap();
+            }
+            f.write_all(format!("id={id}\n").as_bytes()).unwrap();
+            // The writer notices the rotation 5 lines late, as a logger reopening does.
+            if id % 400 == 5 {
+                f = open();
+            }
+            std::thread::sleep(Duration::from_micros(1500));
+        }
+        rotations
+    });
+
+    // A small pseudo-random generator, seeded from the clock and printed.
+    let mut seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    eprintln!("kill schedule seed {seed}");
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let args = ["--config", cfg.to_str().unwrap()];
+    let mut argus = start(&data, &args);
+    let mut kills = 0;
+    while !writer.is_finished() || kills < 4 {
+        tokio::time::sleep(Duration::from_millis(150 + next() % 700)).await;
+        signal(&argus.child, libc::SIGKILL);
+        argus.child.wait().unwrap();
+        kills += 1;
+        argus = start(&data, &args);
+    }
+    let rotations = writer.join().unwrap();
+    assert_eq!(rotations, LINES / 400 - 1);
+
+    let c = reqwest::Client::new();
+    let mut seen = HashMap::new();
+    for _ in 0..300 {
+        seen = ids_on_log(&c, &argus.url).await;
+        if seen.len() >= LINES as usize {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // A little longer, for any repeat still on its way.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    seen = ids_on_log(&c, &argus.url).await;
+    let lost: Vec<u32> = (0..LINES).filter(|i| !seen.contains_key(i)).collect();
+    let twice: Vec<(&u32, &usize)> = seen.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(
+        lost.is_empty() && twice.is_empty(),
+        "after {kills} SIGKILLs: {} lines lost (e.g. {:?}), {} repeated (e.g. {:?})",
+        lost.len(),
+        &lost[..lost.len().min(10)],
+        twice.len(),
+        &twice[..twice.len().min(10)]
+    );
+    assert_eq!(seen.len(), LINES as usize);
+    signal(&argus.child, libc::SIGTERM);
+    assert!(argus.child.wait().unwrap().success());
+}
+
+#[test]
+fn rules_check_and_test_subcommands_exit_as_promtool() {
+    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules/tests/promtool");
+    let run = |args: &[&str], files: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_argus"))
+            .args(args)
+            .args(files.iter().map(|f| corpus.join(f)))
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, out, _) = run(&["rules", "test"], &["01_alert_basic.test.yml"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("  SUCCESS"), "{out}");
+    let (code, out, err) = run(&["rules", "test"], &["44_fail_nan.test.yml"]);
+    assert_eq!(code, Some(1), "{out}{err}");
+    assert!(format!("{out}{err}").contains("FAILED"), "{out}{err}");
+    let (code, out, err) = run(&["rules", "check"], &["check/bad_for_duration.yml"]);
+    assert_eq!(code, Some(1), "{out}{err}");
+    assert!(
+        format!("{out}{err}").contains("bad_for_duration.yml:6:14: not a valid duration string"),
+        "{out}{err}"
+    );
+    let (code, out, _) = run(&["rules", "check"], &["01_alert_basic.rules.yml"]);
+    assert_eq!(code, Some(0), "{out}");
+}

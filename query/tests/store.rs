@@ -30,16 +30,11 @@ struct Store {
     _dir: Option<tempfile::TempDir>,
 }
 
-impl Drop for Store {
-    fn drop(&mut self) {
-        if let Some(ch) = self.ch.take() {
-            // Best effort: drop the test database on a runtime of its own.
-            let _ = std::thread::spawn(move || {
-                if let Ok(rt) = tokio::runtime::Runtime::new() {
-                    let _ = rt.block_on(ch.drop_database());
-                }
-            })
-            .join();
+impl Store {
+    /// Drops the test database (ClickHouse); the embedded store goes with its folder.
+    async fn cleanup(self) {
+        if let Some(ch) = &self.ch {
+            ch.drop_database().await.unwrap();
         }
     }
 }
@@ -109,17 +104,20 @@ macro_rules! contract {
             async fn embedded() {
                 let s = open(Backend::Embedded, stringify!($name)).await.unwrap();
                 super::$name(s.store.clone()).await;
+                s.cleanup().await;
             }
             #[tokio::test]
             async fn clickhouse_18() {
                 if let Some(s) = open(Backend::ClickHouse, stringify!($name)).await {
                     super::$name(s.store.clone()).await;
+                    s.cleanup().await;
                 }
             }
             #[tokio::test]
             async fn clickhouse_modern() {
                 if let Some(s) = open(Backend::Modern, stringify!($name)).await {
                     super::$name(s.store.clone()).await;
+                    s.cleanup().await;
                 }
             }
         }
@@ -575,7 +573,13 @@ async fn resume_offsets_and_metadata(store: Arc<dyn LogStore>) {
 contract!(resume_offsets_and_metadata);
 
 async fn days_and_retention(store: Arc<dyn LogStore>) {
-    let now = T0 + 10 * DAY_NS;
+    // Real time: on modern servers retention is also a TTL, which uses the clock.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as i64;
+    // Mid-day rows, ten days back, so no row sits at a cutoff.
+    let base = now - 10 * DAY_NS;
     let l = labels(&[("app", "r")]);
     let mut rows = Vec::new();
     // One row per day for 10 days, in tenants a and b, in offset order; one write that
@@ -586,7 +590,7 @@ async fn days_and_retention(store: Arc<dyn LogStore>) {
             rows.push(row(
                 t,
                 &l,
-                T0 + d * DAY_NS + 5,
+                base + d * DAY_NS + DAY_NS / 2,
                 &format!("{t} day {d}"),
                 off,
             ));
@@ -596,39 +600,42 @@ async fn days_and_retention(store: Arc<dyn LogStore>) {
     assert_eq!(store.resume_offsets("argus.logs").await.unwrap()[&0], 29);
     let fp = [l.fingerprint().0];
     for t in ["a", "b", "c"] {
-        let got = store.scan(&req(t, &fp, T0, now)).await.unwrap();
+        let got = store.scan(&req(t, &fp, base, now)).await.unwrap();
         assert_eq!(got.len(), 10, "{t}");
     }
     // a keeps 3 days, c keeps everything (not listed and no default), b: 5 days default.
     let per = HashMap::from([("a".to_string(), Duration::from_secs(3 * 86_400))]);
     store.apply_retention(&per, None, now).await.unwrap();
     let days = |v: Vec<(u64, Entry)>| -> BTreeSet<i64> {
-        v.iter().map(|(_, e)| (e.ts - T0) / DAY_NS).collect()
+        v.iter().map(|(_, e)| (e.ts - base) / DAY_NS).collect()
     };
-    let a = store.scan(&req("a", &fp, T0, now)).await.unwrap();
+    let a = store.scan(&req("a", &fp, base, now)).await.unwrap();
     assert_eq!(days(a), (7..10).collect());
-    assert_eq!(store.scan(&req("c", &fp, T0, now)).await.unwrap().len(), 10);
+    assert_eq!(
+        store.scan(&req("c", &fp, base, now)).await.unwrap().len(),
+        10
+    );
     store
         .apply_retention(&per, Some(Duration::from_secs(5 * 86_400)), now)
         .await
         .unwrap();
     assert_eq!(
-        days(store.scan(&req("b", &fp, T0, now)).await.unwrap()),
+        days(store.scan(&req("b", &fp, base, now)).await.unwrap()),
         (5..10).collect()
     );
     assert_eq!(
-        days(store.scan(&req("a", &fp, T0, now)).await.unwrap()),
+        days(store.scan(&req("a", &fp, base, now)).await.unwrap()),
         (7..10).collect()
     );
     // streams() follows: nothing of a is left before day 7.
     assert!(
         store
-            .streams("a", T0, T0 + 7 * DAY_NS)
+            .streams("a", base, base + 7 * DAY_NS)
             .await
             .unwrap()
             .is_empty()
     );
-    assert_eq!(store.streams("a", T0, now).await.unwrap().len(), 1);
+    assert_eq!(store.streams("a", base, now).await.unwrap().len(), 1);
     // Everything older than a minute: one partition drop per old day on ClickHouse.
     store
         .apply_retention(&HashMap::new(), Some(Duration::from_secs(60)), now)
@@ -636,7 +643,11 @@ async fn days_and_retention(store: Arc<dyn LogStore>) {
         .unwrap();
     for t in ["a", "b", "c"] {
         assert!(
-            store.scan(&req(t, &fp, T0, now)).await.unwrap().is_empty(),
+            store
+                .scan(&req(t, &fp, base, now))
+                .await
+                .unwrap()
+                .is_empty(),
             "{t}"
         );
     }
@@ -646,7 +657,7 @@ async fn days_and_retention(store: Arc<dyn LogStore>) {
         .await
         .unwrap();
     assert_eq!(
-        lines(&store.scan(&req("a", &fp, T0, now)).await.unwrap()),
+        lines(&store.scan(&req("a", &fp, base, now)).await.unwrap()),
         vec!["fresh"]
     );
 }

@@ -139,7 +139,7 @@ fn node_event(i: usize) -> NodeEvent {
     NodeEvent {
         node: format!("node-{}", i % 3),
         monitor: "kernel-monitor".into(),
-        reason: if i % 2 == 0 {
+        reason: if i.is_multiple_of(2) {
             "TaskHung"
         } else {
             "KernelDeadlock"
@@ -147,7 +147,7 @@ fn node_event(i: usize) -> NodeEvent {
         .into(),
         message: format!("node event {i}: task blocked for more than 120 seconds"),
         severity: NodeEventSeverity::Warn,
-        kind: if i % 2 == 0 {
+        kind: if i.is_multiple_of(2) {
             ProblemKind::Temporary
         } else {
             ProblemKind::Permanent
@@ -164,7 +164,7 @@ fn finding(i: usize) -> SecurityFinding {
     SecurityFinding {
         source: FindingSource::Trivy,
         kind: FindingKind::Vulnerability,
-        severity: if i % 2 == 0 {
+        severity: if i.is_multiple_of(2) {
             Severity::Critical
         } else {
             Severity::Low

@@ -1,6 +1,7 @@
 //! The synchronous half of the tailer: finding files, following them across rotation
-//! and truncation, splitting lines, joining multiline entries, and knowing which offset
-//! of each file the event log holds. No I/O other than the files themselves; the async
+//! and truncation, splitting lines, joining multiline entries, giving each record a
+//! timestamp unique within the tailer, knowing which offset of each file the event log
+//! holds, and describing a batch's records per file for its intent. No I/O other than the files themselves; the async
 //! half ([`super::Tailer`]) publishes what [`TailState::poll`] returns and reports back
 //! with [`TailState::mark_published`].
 
@@ -13,7 +14,7 @@ use std::time::{Duration, Instant};
 use argus_schemas::{Envelope, Labels, LogEntry, Payload, Timestamp};
 use regex::Regex;
 
-use super::positions::SavedPosition;
+use super::positions::{IntentFile, SavedPosition};
 use crate::metrics::{
     TAIL_BYTES_READ, TAIL_FILES_WATCHED, TAIL_LINES_READ, TAIL_ROTATIONS, TAIL_TRUNCATED_LINES,
 };
@@ -43,8 +44,25 @@ pub(super) struct MultilineRules {
     pub max_lines: usize,
 }
 
+/// Gives every record a timestamp unique within the tailer (so a record can be found
+/// on the event log by its stream and timestamp): when its line was read, or 1 ns after
+/// the previous record's when that is not later.
+pub(super) struct Clock {
+    /// When the current poll started: the read time of the lines it reads.
+    now: Timestamp,
+    last: i64,
+}
+
+impl Clock {
+    fn stamp(&mut self, read_at: Timestamp) -> Timestamp {
+        let t = read_at.0.max(self.last.saturating_add(1));
+        self.last = t;
+        Timestamp(t)
+    }
+}
+
 /// One record ready to publish, and the file offset the event log holds once it is
-/// published.
+/// published. Its timestamp (`env.event_time`) is unique within the tailer.
 pub(super) struct Out {
     pub env: Envelope,
     pub key: FileKey,
@@ -102,6 +120,8 @@ struct Tracked {
     /// Finished: dropped at the next poll, once its last records were published.
     done: bool,
     block: Option<Block>,
+    /// The event-log partition its stream's records were last written to.
+    partition: Option<i32>,
     _gauge: FileGauge,
 }
 
@@ -115,6 +135,7 @@ pub(super) struct TailState {
     first_scan: bool,
     /// Paths that could not be opened, to warn once.
     unreadable: HashSet<PathBuf>,
+    clock: Clock,
 }
 
 impl TailState {
@@ -126,6 +147,10 @@ impl TailState {
             saved,
             first_scan: true,
             unreadable: HashSet::new(),
+            clock: Clock {
+                now: Timestamp(0),
+                last: 0,
+            },
         }
     }
 
@@ -135,12 +160,12 @@ impl TailState {
     pub fn poll(&mut self, now: Instant, out: &mut Vec<Out>) -> bool {
         self.files.retain(|_, f| !f.done);
         self.scan();
-        let ts = Timestamp::now();
+        self.clock.now = Timestamp::now();
         let mut more = false;
         // Files rotated away first: their lines were written before the new file's.
         for detached in [true, false] {
             for f in self.files.values_mut().filter(|f| f.detached == detached) {
-                more |= f.read(&self.s, now, ts, out);
+                more |= f.read(&self.s, now, &mut self.clock, out);
             }
         }
         more
@@ -150,7 +175,7 @@ impl TailState {
     /// unread (the checkpoint is before them), to be read whole by the next run.
     pub fn finish(&mut self, out: &mut Vec<Out>) {
         for f in self.files.values_mut() {
-            f.flush_block(&self.s, out);
+            f.flush_block(&self.s, &mut self.clock, out);
         }
     }
 
@@ -178,8 +203,55 @@ impl TailState {
                 dev: f.key.0,
                 inode: f.key.1,
                 offset: f.published,
+                name: f.labels.get("filename").map(str::to_string),
+                partition: f.partition,
             })
             .collect()
+    }
+
+    /// The intent of publishing `batch`, per file: where the file's records start (its
+    /// checkpoint), their timestamps and end offsets, in order.
+    pub fn intent_files(&self, batch: &[Out]) -> Vec<IntentFile> {
+        let mut by_file: BTreeMap<FileKey, IntentFile> = BTreeMap::new();
+        for o in batch {
+            let Some(f) = self.files.get(&o.key) else {
+                continue;
+            };
+            let i = by_file.entry(o.key).or_insert_with(|| IntentFile {
+                dev: o.key.0,
+                inode: o.key.1,
+                labels: f.labels.clone(),
+                start: f.published,
+                records: Vec::new(),
+                stale: Vec::new(),
+            });
+            if o.generation == f.generation {
+                i.records.push((o.env.event_time.0, o.end));
+            } else {
+                i.stale.push(o.env.event_time.0);
+            }
+        }
+        by_file.into_values().collect()
+    }
+
+    /// The partition a file's records were last written to, if known.
+    pub fn partition(&self, key: FileKey) -> Option<i32> {
+        self.files.get(&key).and_then(|f| f.partition)
+    }
+
+    /// Records where a file's records were written.
+    pub fn set_partition(&mut self, key: FileKey, partition: i32) {
+        if let Some(f) = self.files.get_mut(&key) {
+            f.partition = Some(partition);
+        }
+    }
+
+    /// Before the first poll: the event log holds a file up to `offset` (an intent was
+    /// resolved), whatever the positions file said.
+    pub fn restore(&mut self, key: FileKey, offset: u64) {
+        if let Some(s) = self.saved.iter_mut().find(|s| (s.dev, s.inode) == key) {
+            s.offset = offset;
+        }
     }
 
     fn scan(&mut self) {
@@ -263,9 +335,13 @@ impl TailState {
         if self.files.contains_key(&key) {
             return Some(key);
         }
-        let offset = self.start_offset(path, key, &file, md.len());
+        let (offset, saved) = self.start_offset(path, key, &file, md.len());
         let mut labels = self.s.labels.clone();
-        labels.insert("filename", path.to_string_lossy());
+        let name = saved.as_ref().and_then(|s| s.name.clone());
+        labels.insert(
+            "filename",
+            name.unwrap_or_else(|| path.to_string_lossy().into_owned()),
+        );
         tracing::debug!(path = %path.display(), offset, "tail: following file");
         self.files.insert(
             key,
@@ -282,35 +358,43 @@ impl TailState {
                 detached: false,
                 done: false,
                 block: None,
+                partition: saved.and_then(|s| s.partition),
                 _gauge: FileGauge::new(),
             },
         );
         Some(key)
     }
 
-    fn start_offset(&mut self, path: &PathBuf, key: FileKey, file: &File, size: u64) -> u64 {
+    /// Where a newly followed file starts, and its saved position if it had one.
+    fn start_offset(
+        &mut self,
+        path: &PathBuf,
+        key: FileKey,
+        file: &File,
+        size: u64,
+    ) -> (u64, Option<SavedPosition>) {
         if !self.first_scan {
             // Created or rotated in while running: all of it is new.
-            return 0;
+            return (0, None);
         }
         if let Some(i) = self.saved.iter().position(|s| (s.dev, s.inode) == key) {
             let s = self.saved.swap_remove(i);
             if s.offset <= size {
-                return s.offset;
+                return (s.offset, Some(s));
             }
             TAIL_ROTATIONS.with_label_values(&["truncation"]).inc();
             tracing::info!(path = %path.display(), "tail: file shrank while stopped (truncated); reading it from its start");
-            return 0;
+            return (0, Some(s));
         }
         if self.saved.iter().any(|s| &s.path == path) {
             TAIL_ROTATIONS.with_label_values(&["rotation"]).inc();
             tracing::info!(path = %path.display(), "tail: file rotated while stopped; reading the new one from its start");
-            return 0;
+            return (0, None);
         }
         if self.s.start_at_end {
-            return start_of_last_line(file, size);
+            return (start_of_last_line(file, size), None);
         }
-        0
+        (0, None)
     }
 }
 
@@ -335,7 +419,7 @@ fn start_of_last_line(file: &File, size: u64) -> u64 {
 impl Tracked {
     /// Reads what was appended since the last poll; true when it stopped at the
     /// per-poll line limit with more to read.
-    fn read(&mut self, s: &Settings, now: Instant, ts: Timestamp, out: &mut Vec<Out>) -> bool {
+    fn read(&mut self, s: &Settings, now: Instant, clock: &mut Clock, out: &mut Vec<Out>) -> bool {
         let size = match self.file.metadata() {
             Ok(m) => m.len(),
             Err(e) => {
@@ -348,8 +432,8 @@ impl Tracked {
             tracing::info!(path = %self.path.display(), "tail: file truncated; reading it again from its start");
             // What was read of the old content is still emitted; it never becomes a
             // checkpoint (new generation), and the new content starts at 0.
-            self.emit_partial(s, now, ts, out);
-            self.flush_block(s, out);
+            self.emit_partial(s, now, clock, out);
+            self.flush_block(s, clock, out);
             self.generation += 1;
             self.offset = 0;
             self.published = 0;
@@ -383,7 +467,7 @@ impl Tracked {
                         self.append(&data[pos..pos + i], s.max_line);
                         pos += i + 1;
                         let end = self.offset + pos as u64;
-                        self.take_line(s, end, now, ts, out);
+                        self.take_line(s, end, now, clock, out);
                         lines += 1;
                     }
                     None => {
@@ -399,8 +483,8 @@ impl Tracked {
 
         if self.detached && consumed == 0 {
             // Nothing more arrived in a whole poll interval: the writer has moved on.
-            self.emit_partial(s, now, ts, out);
-            self.flush_block(s, out);
+            self.emit_partial(s, now, clock, out);
+            self.flush_block(s, clock, out);
             self.done = true;
             tracing::debug!(path = %self.path.display(), "tail: finished rotated or deleted file");
             return false;
@@ -409,7 +493,7 @@ impl Tracked {
             && let (Some(rules), Some(b)) = (&s.multiline, &self.block)
             && now.duration_since(b.last_line) >= rules.max_wait
         {
-            self.flush_block(s, out);
+            self.flush_block(s, clock, out);
         }
         more
     }
@@ -425,10 +509,10 @@ impl Tracked {
     }
 
     /// The line in `partial` without a newline, when the file is finished.
-    fn emit_partial(&mut self, s: &Settings, now: Instant, ts: Timestamp, out: &mut Vec<Out>) {
+    fn emit_partial(&mut self, s: &Settings, now: Instant, clock: &mut Clock, out: &mut Vec<Out>) {
         if !self.partial.is_empty() || self.overflow {
             let end = self.offset;
-            self.take_line(s, end, now, ts, out);
+            self.take_line(s, end, now, clock, out);
         }
     }
 
@@ -438,7 +522,7 @@ impl Tracked {
         s: &Settings,
         end: u64,
         now: Instant,
-        ts: Timestamp,
+        clock: &mut Clock,
         out: &mut Vec<Out>,
     ) {
         let mut bytes = std::mem::take(&mut self.partial);
@@ -461,6 +545,7 @@ impl Tracked {
             TAIL_TRUNCATED_LINES.inc();
         }
         let Some(rules) = &s.multiline else {
+            let ts = clock.stamp(clock.now);
             out.push(self.entry(s, line, truncated, ts, end));
             return;
         };
@@ -480,27 +565,28 @@ impl Tracked {
             b.end = end;
             b.last_line = now;
             if b.lines >= rules.max_lines {
-                self.flush_block(s, out);
+                self.flush_block(s, clock, out);
             }
             return;
         }
-        self.flush_block(s, out);
+        self.flush_block(s, clock, out);
         self.block = Some(Block {
             text: line,
             lines: 1,
-            read_at: ts,
+            read_at: clock.now,
             last_line: now,
             end,
             truncated,
         });
         if rules.max_lines <= 1 {
-            self.flush_block(s, out);
+            self.flush_block(s, clock, out);
         }
     }
 
-    fn flush_block(&mut self, s: &Settings, out: &mut Vec<Out>) {
+    fn flush_block(&mut self, s: &Settings, clock: &mut Clock, out: &mut Vec<Out>) {
         if let Some(b) = self.block.take() {
-            out.push(self.entry(s, b.text, b.truncated, b.read_at, b.end));
+            let ts = clock.stamp(b.read_at);
+            out.push(self.entry(s, b.text, b.truncated, ts, b.end));
         }
     }
 

@@ -3,13 +3,13 @@
 //!
 //! This module owns finding the files, following them across rotation and truncation
 //! ([`files`]), turning lines (or multiline blocks) into records, publishing them with
-//! retries, and the positions file ([`positions`]) that lets a restart continue where the
-//! event log left off.
+//! retries exactly once, and the positions file ([`positions`]) that lets a restart
+//! continue exactly where the event log left off.
 //!
 //! **Records.** One `log_entry` per line (source `file`, tenant from the config): stream
 //! labels are the configured `labels` plus `filename`, the path under which the file was
 //! first followed (a rotated file keeps the name it had); the timestamp is when the line
-//! was read (Unix ns); the line is the text without its `\n` (and without a `\r` before
+//! was read (Unix ns), made unique within the tailer (see "Exactly once"); the line is the text without its `\n` (and without a `\r` before
 //! it); invalid UTF-8 is replaced. A line longer than `max_line_bytes` is **truncated,
 //! not dropped** (cut at a character boundary), gets structured metadata
 //! `truncated="true"` and is counted in `argus_ingest_tail_truncated_lines_total`; only
@@ -46,27 +46,79 @@
 //! **Partial lines.** Bytes after the last newline are held, not emitted, until their
 //! newline arrives (or the file is finished), and no checkpoint ever includes them.
 //!
-//! **Checkpoints, and what a restart sees.** The positions file holds, for each followed
-//! file, (path, device, inode, offset), where offset is just after the last line whose
-//! record [`argus_bus::EventLog::publish`] acknowledged. It is only moved forward after a
-//! publish returns `Ok`, and rewritten after every successful publish (at most
-//! `batch_size` records each) and whenever the set of files changes; always atomically
-//! (temporary file, fsync, rename, fsync of the directory). Therefore:
-//! - after a clean shutdown (what was read is published, then checkpointed) a restart
-//!   reads exactly the lines appended since: none lost, none repeated;
-//! - after a crash, no line is lost, and the only lines that can repeat are those of
-//!   the last batch, published but not yet checkpointed (at-least-once with a window of
-//!   one batch, per file). Lines of an open multiline entry are not checkpointed until
-//!   the entry is published, so they are read again rather than lost;
+//! **Checkpoints.** The positions file ([`positions`]) holds, for each followed file,
+//! (path, device, inode, offset, stream name, partition), where offset is just after the
+//! last line whose record the event log holds; it is only moved forward once the log
+//! acknowledged the records (or they were found there, below). It is always replaced
+//! atomically (temporary file, fsync, rename, fsync of the directory).
+//!
+//! **Exactly once.** A crash at any moment (kill -9, power loss with the embedded log's
+//! `sync: full`) neither loses nor repeats a line on the event log, on both backends:
+//! - every record gets a timestamp unique within the tailer (the read time, or 1 ns after
+//!   the previous record's when that is not later): with its stream labels it names the
+//!   record on the log;
+//! - before a batch (at most `batch_size` records) is published, its **intent** is
+//!   written to the positions file, together with the current positions, and fsync'd:
+//!   per file, the offset the batch starts at and the (timestamp, end offset) of each of
+//!   its records; and per partition its streams may go to (the one a file's stream was
+//!   last written to, all of them for a stream not written yet), a **mark**: an offset
+//!   at or before which none of the batch can land (the offset after the tailer's last
+//!   acknowledged record there if learned in the last 5 s, else the high watermark);
+//! - the batch is published with [`argus_bus::EventLog::produce_batch`] on `argus.logs`;
+//!   once acknowledged, the positions move past it, and the next batch's intent (or, when
+//!   the files have nothing more to read, a checkpoint without intent) records them;
+//! - at start, an intent in the positions file means its batch may be on the log, in
+//!   whole or in part. Before reading any file, the tailer reads the marked partitions
+//!   from their marks to their current end (stopping once every record is found) and
+//!   looks for the batch's records by source `file`, tenant, stream labels and
+//!   timestamp; each file then continues after the last of its records found (its end
+//!   offset), or at the batch's start when none is. While the log is unavailable this is
+//!   retried; no file is read meanwhile. A publish that fails while running is settled
+//!   the same way before the rest is sent again, so a batch the log stored in part (Kafka
+//!   can store a prefix of one; the embedded log stores all or nothing) is never sent
+//!   twice.
+//!
+//! The scan is bounded by what the marked partitions received from the mark until the
+//! restart (a few seconds of traffic before the batch, plus the downtime's). The cost on
+//! the normal path: with more to read (a backlog), one fsync'd positions write per batch,
+//! as before (the intent replaces the checkpoint); when a poll reads everything there
+//! is, a second one (the checkpoint clearing the intent); plus a watermark request per
+//! partition when its mark is older than 5 s. Measured on this machine (embedded log,
+//! 50 000 lines of 64 bytes, a 7-9 ms fsync): 22 ms per batch of 1000 (21 ms before the
+//! intent) and 11 ms per batch of 100 (12 ms before); an intent of 1000 records is 28 KB.
+//!
+//! What this relies on, and the limits:
+//! - the records of one file share one stream, hence one partition, in order: a batch
+//!   reaches the log as a prefix per file (a gap, which neither backend produces, would
+//!   be logged as an error and the file continued after the last record found);
+//! - on Kafka, a record the crashed process had in flight must reach the broker, or not,
+//!   before the restart's scan (the broker handles a request at once; a restart takes
+//!   longer). The tailer does not use the Kafka disk spool (`bus.kafka.spool`), whose
+//!   drain delivers at least once: while the brokers are unavailable it holds its batch
+//!   and retries, the files being the buffer;
+//! - the partition count of `argus.logs` must not change while Argus runs (a stream's
+//!   partition is learned from acknowledged publishes);
+//! - if retention removed records after a mark while Argus was down, what of the batch
+//!   they held cannot be found and is sent again (logged);
+//! - lines of a file's content before a copytruncate that are emitted after it (a partial
+//!   last line or an open multiline entry) are never sent twice, but cannot be read
+//!   again after a crash: the file no longer holds them.
+//!
+//! **What a restart sees.**
+//! - after a clean shutdown or a crash, a restart reads exactly the lines the event log
+//!   does not hold yet (above). Lines of an open multiline entry are not checkpointed
+//!   until the entry is published, so they are read again rather than lost;
+//! - a file keeps its stream across restarts (`filename` is its first name, saved in the
+//!   positions file);
 //! - on restart a file is found by its inode, so a rename during downtime to a name the
 //!   globs still match (`app.log.1` under `app.log*`) is followed from its saved offset;
 //!   if the path names a new inode and the old inode is no longer matched, the new file
 //!   is read from 0. **Limitation:** lines appended to the old file after the last
 //!   checkpoint and before it was rotated away while Argus was down are then lost,
 //!   unless the globs match the rotated name. Matching rotated names is safe (no
-//!   duplicates, thanks to inode identity), but note that compressed rotations
-//!   (`app.log.2.gz`) would be read as text: exclude them with a narrower glob
-//!   (`app.log.[0-9]`).
+//!   duplicates, thanks to inode identity), and is what makes rotation during a crash
+//!   lossless; note that compressed rotations (`app.log.2.gz`) would be read as text:
+//!   exclude them with a narrower glob (`app.log.[0-9]`).
 //! - a file shorter than its saved offset at restart is read from 0 (truncated while
 //!   down); an inode reused by an unrelated file that is at least as long as the saved
 //!   offset cannot be told apart and is read from the saved offset (no content
@@ -81,14 +133,21 @@
 //! **Shutdown** (the watch channel turns `true`, or its sender is dropped): open
 //! multiline entries are emitted, everything read is published (retrying for up to 10 s)
 //! and checkpointed. What could not be published is not lost: it is after the
-//! checkpoint, so the next run reads it again.
+//! checkpoint, so the next run reads it again (an unsettled intent stays in the
+//! positions file and is settled at start).
+//!
+//! **Failpoints** (crash tests): `ARGUS_FAILPOINT=tail-after-intent`,
+//! `tail-after-publish` or `tail-partial-publish` (optionally `:<n>`, the n-th batch;
+//! default the first) abort the process after the intent is written, after the log
+//! acknowledged the batch (before any checkpoint), or after publishing the first half of
+//! the batch.
 //!
 //! Reading and the positions file use blocking file I/O, run on tokio's blocking pool.
 
 mod files;
 pub mod positions;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -97,17 +156,33 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use argus_schemas::Labels;
+use argus_bus::{BusError, EventLog, OutRecord};
 use argus_schemas::duration::serde_duration;
+use argus_schemas::{Labels, Payload, topics};
 
 use crate::metrics::{RECEIVED, TAIL_CHECKPOINT_FAILURES, TAIL_PUBLISH_FAILURES};
 use files::{MultilineRules, Out, Settings, TailState};
-use positions::SavedPosition;
+use positions::{Intent, IntentFile, Positions};
 
 const COLLECTOR: &str = "file";
 const BACKOFF_START: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(10);
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// How long an offset learned from a publish or a watermark serves as a partition's
+/// intent mark before the watermark is asked again: bounds the scan after a crash to
+/// what the partition received in this time plus one publish.
+const MARK_FRESH: Duration = Duration::from_secs(5);
+/// Records read at once when looking for a batch on the event log.
+const SCAN_CHUNK: usize = 1000;
+
+/// The environment variable naming a failpoint (for crash tests).
+pub const FAILPOINT_ENV: &str = "ARGUS_FAILPOINT";
+/// Aborts the process after the intent is written, before the batch is published.
+pub const FAILPOINT_AFTER_INTENT: &str = "tail-after-intent";
+/// Aborts the process after the event log acknowledged a batch, before the checkpoint.
+pub const FAILPOINT_AFTER_PUBLISH: &str = "tail-after-publish";
+/// Publishes the first half of a batch (what Kafka can be left with), then aborts.
+pub const FAILPOINT_PARTIAL_PUBLISH: &str = "tail-partial-publish";
 /// The positions file's name in the data directory.
 pub const POSITIONS_FILE_NAME: &str = "tail-positions.json";
 
@@ -194,6 +269,10 @@ pub enum TailError {
     Positions { path: PathBuf, message: String },
     #[error("tail: reader task failed: {0}")]
     Task(String),
+    #[error("tail: event log: {0}")]
+    Log(#[from] BusError),
+    #[error("tail: looking for the last batch on the event log: {0}")]
+    Recovery(String),
 }
 
 fn config_err(key: &str, msg: impl std::fmt::Display) -> TailError {
@@ -298,17 +377,91 @@ pub struct Tailer {
     positions_file: PathBuf,
     poll_interval: Duration,
     batch_size: usize,
+    tenant: String,
     /// What the positions file says now.
-    written: Vec<SavedPosition>,
+    written: Positions,
+    /// The batch that may be on the event log, in part or whole: set (and written)
+    /// before each publish, cleared once the log acknowledged it or it was looked for
+    /// there. Loaded from the positions file after a crash.
+    intent: Option<Intent>,
+    /// Partitions of the logs topic, once asked.
+    partitions: Option<i32>,
+    /// Per partition: an offset no later than the next one the log assigns there, and
+    /// when it was learned.
+    marks: HashMap<i32, (i64, Instant)>,
+    failpoint: Option<Failpoint>,
+    /// Publishes attempted, for the failpoint.
+    attempts: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FailpointKind {
+    AfterIntent,
+    AfterPublish,
+    PartialPublish,
+}
+
+/// `ARGUS_FAILPOINT=<name>[:<n>]`: fires at the `n`-th publish (default the first).
+#[derive(Debug, Clone, Copy)]
+struct Failpoint {
+    kind: FailpointKind,
+    at: u64,
+}
+
+fn failpoint_from_env() -> Option<Failpoint> {
+    let v = std::env::var(FAILPOINT_ENV).ok()?;
+    let (name, at) = match v.split_once(':') {
+        Some((n, a)) => (n, a.parse().ok()?),
+        None => (v.as_str(), 1),
+    };
+    let kind = match name {
+        FAILPOINT_AFTER_INTENT => FailpointKind::AfterIntent,
+        FAILPOINT_AFTER_PUBLISH => FailpointKind::AfterPublish,
+        FAILPOINT_PARTIAL_PUBLISH => FailpointKind::PartialPublish,
+        _ => return None,
+    };
+    Some(Failpoint { kind, at })
+}
+
+fn fire(name: &str) -> ! {
+    tracing::error!("failpoint {name}: aborting");
+    std::process::abort()
 }
 
 /// Checks the config, loads the positions and tails until shutdown.
 pub async fn run(
     cfg: TailConfig,
-    log: argus_bus::EventLog,
+    log: EventLog,
     shutdown: watch::Receiver<bool>,
 ) -> Result<(), TailError> {
     Tailer::new(cfg)?.run(log, shutdown).await
+}
+
+/// Until when a publish is retried.
+enum Until<'a> {
+    Shutdown(&'a mut watch::Receiver<bool>),
+    Deadline(Instant),
+}
+
+impl Until<'_> {
+    /// Waits `d` before a retry; false when it is time to stop instead.
+    async fn wait(&mut self, d: Duration) -> bool {
+        match self {
+            Until::Shutdown(rx) => tokio::select! {
+                biased;
+                _ = signalled(rx) => false,
+                _ = tokio::time::sleep(d) => true,
+            },
+            Until::Deadline(t) => {
+                let now = Instant::now();
+                if now >= *t {
+                    return false;
+                }
+                tokio::time::sleep(d.min(*t - now)).await;
+                true
+            }
+        }
+    }
 }
 
 impl Tailer {
@@ -322,20 +475,29 @@ impl Tailer {
                 message,
             })?;
         Ok(Tailer {
-            state: TailState::new(settings, saved.clone()),
+            state: TailState::new(settings, saved.files.clone()),
             positions_file: cfg.positions_file,
             poll_interval: cfg.poll_interval,
             batch_size: cfg.batch_size,
+            tenant: cfg.tenant,
+            intent: saved.intent.clone(),
             written: saved,
+            partitions: None,
+            marks: HashMap::new(),
+            failpoint: failpoint_from_env(),
+            attempts: 0,
         })
     }
 
     /// Tails until shutdown; see the module docs for the guarantees.
     pub async fn run(
         mut self,
-        log: argus_bus::EventLog,
+        log: EventLog,
         mut shutdown: watch::Receiver<bool>,
     ) -> Result<(), TailError> {
+        if !self.recover(&log, &mut shutdown).await {
+            return Ok(());
+        }
         let mut pending: Vec<Out> = Vec::new();
         loop {
             if *shutdown.borrow() {
@@ -344,11 +506,16 @@ impl Tailer {
             let (state, out, more) = poll(self.state).await?;
             self.state = state;
             pending = out;
-            if !self.publish(&log, &mut pending, &mut shutdown).await {
+            if !self
+                .publish(&log, &mut pending, Until::Shutdown(&mut shutdown))
+                .await
+            {
                 break;
             }
-            self.checkpoint().await;
+            // While files have more to read, the next batch's intent (which holds the
+            // positions) is the checkpoint: one positions write per batch.
             if !more {
+                self.checkpoint().await;
                 tokio::select! {
                     biased;
                     _ = signalled(&mut shutdown) => break,
@@ -359,87 +526,357 @@ impl Tailer {
 
         self.state.finish(&mut pending);
         let give_up = Instant::now() + SHUTDOWN_GRACE;
-        let mut unpublished = 0;
-        while !pending.is_empty() {
-            let rest = pending.split_off(pending.len().min(self.batch_size));
-            if !publish_until(&log, &pending, give_up).await {
-                unpublished = pending.len() + rest.len();
-                break;
-            }
-            self.state.mark_published(&pending);
-            pending = rest;
-        }
+        let complete = self
+            .publish(&log, &mut pending, Until::Deadline(give_up))
+            .await;
         self.checkpoint().await;
-        if unpublished > 0 {
+        if !complete {
             tracing::warn!(
-                unpublished,
+                unpublished = pending.len(),
                 "tail: records not published before shutdown; they are after the checkpoint and will be read again"
             );
         }
         Ok(())
     }
 
-    /// Publishes `pending` in batches, checkpointing after each; retries while the
-    /// event log refuses. False when shutdown was asked for meanwhile (what is left
-    /// stays in `pending`).
-    async fn publish(
-        &mut self,
-        log: &argus_bus::EventLog,
-        pending: &mut Vec<Out>,
-        shutdown: &mut watch::Receiver<bool>,
-    ) -> bool {
-        while !pending.is_empty() {
-            let n = pending.len().min(self.batch_size);
-            let mut backoff = BACKOFF_START;
-            loop {
-                let batch: Vec<_> = pending[..n].iter().map(|o| o.env.clone()).collect();
-                match log.publish(&batch).await {
-                    Ok(()) => break,
-                    Err(e) => {
-                        TAIL_PUBLISH_FAILURES.inc();
-                        tracing::warn!(
-                            error = %e,
-                            pending = pending.len(),
-                            retry_in = ?backoff,
-                            "tail: event log unavailable; holding the batch and retrying"
-                        );
-                        tokio::select! {
-                            biased;
-                            _ = signalled(shutdown) => return false,
-                            _ = tokio::time::sleep(backoff) => {}
-                        }
-                        backoff = (backoff * 2).min(BACKOFF_MAX);
+    /// At start: when the positions file holds an intent (the last run stopped with a
+    /// batch whose outcome it did not know), finds how much of the batch the event log
+    /// holds and continues each file after it. Retries while the log is unavailable;
+    /// false when shutdown was asked for meanwhile.
+    async fn recover(&mut self, log: &EventLog, shutdown: &mut watch::Receiver<bool>) -> bool {
+        let Some(intent) = self.intent.clone() else {
+            return true;
+        };
+        let mut until = Until::Shutdown(shutdown);
+        let mut backoff = BACKOFF_START;
+        let found = loop {
+            match find_published(log, &intent).await {
+                Ok(found) => break found,
+                Err(e) => {
+                    TAIL_PUBLISH_FAILURES.inc();
+                    tracing::warn!(error = %e, retry_in = ?backoff, "tail: cannot look for the last batch on the event log; retrying before reading any file");
+                    if !until.wait(backoff).await {
+                        return false;
                     }
+                    backoff = (backoff * 2).min(BACKOFF_MAX);
                 }
             }
-            published(n);
-            let done: Vec<Out> = pending.drain(..n).collect();
-            self.state.mark_published(&done);
-            self.checkpoint().await;
+        };
+        for (f, found) in intent.files.iter().zip(&found) {
+            let offset = resume_offset(f, found);
+            let on_log = found.iter().filter(|b| **b).count();
+            tracing::info!(
+                dev = f.dev,
+                inode = f.inode,
+                records = f.records.len() + f.stale.len(),
+                on_log,
+                offset,
+                "tail: the last batch before the stop was looked for on the event log; continuing after what it holds"
+            );
+            self.state.restore((f.dev, f.inode), offset);
+        }
+        // Written with the next checkpoint, once the files are found again; until then
+        // the intent on disk gives the same answer.
+        self.intent = None;
+        true
+    }
+
+    /// Publishes `pending` in batches (each batch's intent records the positions the
+    /// previous one reached; the caller checkpoints after the last); retries while the
+    /// event log refuses, first finding what of a failed batch reached the log. False
+    /// when it stopped (shutdown, or the deadline) with records left in `pending`.
+    async fn publish(
+        &mut self,
+        log: &EventLog,
+        pending: &mut Vec<Out>,
+        mut until: Until<'_>,
+    ) -> bool {
+        let mut backoff = BACKOFF_START;
+        while !pending.is_empty() || self.intent.is_some() {
+            let r = match self.settle(log, pending).await {
+                Ok(()) if pending.is_empty() => Ok(0),
+                Ok(()) => {
+                    let n = pending.len().min(self.batch_size);
+                    self.publish_batch(log, &pending[..n]).await.map(|()| n)
+                }
+                Err(e) => Err(e),
+            };
+            match r {
+                Ok(n) => {
+                    pending.drain(..n);
+                    backoff = BACKOFF_START;
+                }
+                Err(e) => {
+                    match e {
+                        TailError::Positions { .. } => TAIL_CHECKPOINT_FAILURES.inc(),
+                        _ => TAIL_PUBLISH_FAILURES.inc(),
+                    }
+                    tracing::warn!(
+                        error = %e,
+                        pending = pending.len(),
+                        retry_in = ?backoff,
+                        "tail: cannot publish; holding the batch and retrying"
+                    );
+                    if !until.wait(backoff).await {
+                        return false;
+                    }
+                    backoff = (backoff * 2).min(BACKOFF_MAX);
+                }
+            }
         }
         true
     }
 
-    /// Writes the positions file if it would change. A failed write is retried at the
-    /// next checkpoint; meanwhile a restart would repeat lines, never lose them.
+    /// After a failed publish: finds which records of the batch the event log holds
+    /// anyway, counts them as published and takes them out of `pending`.
+    async fn settle(&mut self, log: &EventLog, pending: &mut Vec<Out>) -> Result<(), TailError> {
+        let Some(intent) = &self.intent else {
+            return Ok(());
+        };
+        let found = find_published(log, intent).await?;
+        let mut on_log: HashSet<(u64, u64, i64)> = HashSet::new();
+        for (f, found) in intent.files.iter().zip(&found) {
+            let stamps = f.records.iter().map(|r| r.0).chain(f.stale.iter().copied());
+            for (ts, hit) in stamps.zip(found) {
+                if *hit {
+                    on_log.insert((f.dev, f.inode, ts));
+                }
+            }
+        }
+        let (done, rest): (Vec<Out>, Vec<Out>) = std::mem::take(pending)
+            .into_iter()
+            .partition(|o| on_log.contains(&(o.key.0, o.key.1, o.env.event_time.0)));
+        if !done.is_empty() {
+            tracing::info!(
+                records = done.len(),
+                "tail: part of a failed batch reached the event log; sending only the rest"
+            );
+        }
+        *pending = rest;
+        self.state.mark_published(&done);
+        published(done.len());
+        self.intent = None;
+        self.checkpoint().await;
+        Ok(())
+    }
+
+    /// Publishes one batch: writes its intent, then publishes. On an error the intent
+    /// stays, to be settled before the next attempt.
+    async fn publish_batch(&mut self, log: &EventLog, batch: &[Out]) -> Result<(), TailError> {
+        let intent = self.make_intent(log, batch).await?;
+        self.intent = Some(intent);
+        if let Err(e) = self.write_positions().await {
+            // Not on disk, so nothing may be published under it.
+            self.intent = None;
+            return Err(e);
+        }
+        self.attempts += 1;
+        let fp = self
+            .failpoint
+            .filter(|f| f.at == self.attempts)
+            .map(|f| f.kind);
+        if fp == Some(FailpointKind::AfterIntent) {
+            fire(FAILPOINT_AFTER_INTENT);
+        }
+        let mut records: Vec<OutRecord> = batch
+            .iter()
+            .map(|o| OutRecord::new(o.env.key.as_bytes(), argus_schemas::encode(&o.env)))
+            .collect();
+        if fp == Some(FailpointKind::PartialPublish) {
+            records.truncate(records.len().div_ceil(2));
+            let r = log.produce_batch(topics::LOGS, records).await;
+            tracing::error!(result = ?r.map(|p| p.len()), "failpoint published part of a batch");
+            fire(FAILPOINT_PARTIAL_PUBLISH);
+        }
+        let landed = log.produce_batch(topics::LOGS, records).await?;
+        if fp == Some(FailpointKind::AfterPublish) {
+            fire(FAILPOINT_AFTER_PUBLISH);
+        }
+        let now = Instant::now();
+        for (o, p) in batch.iter().zip(&landed) {
+            self.state.set_partition(o.key, p.partition);
+            if p.offset >= 0 {
+                let m = self.marks.entry(p.partition).or_insert((0, now));
+                *m = (m.0.max(p.offset + 1), now);
+            }
+        }
+        self.intent = None;
+        self.state.mark_published(batch);
+        published(batch.len());
+        Ok(())
+    }
+
+    /// The intent of publishing `batch`: its records per file, and for each partition
+    /// their streams may go to, an offset they will land at or after.
+    async fn make_intent(&mut self, log: &EventLog, batch: &[Out]) -> Result<Intent, TailError> {
+        let n = match self.partitions {
+            Some(n) => n,
+            None => {
+                let n = log.partitions(topics::LOGS).await?;
+                self.partitions = Some(n);
+                n
+            }
+        };
+        let files = self.state.intent_files(batch);
+        let mut needed = BTreeSet::new();
+        for f in &files {
+            match self.state.partition((f.dev, f.inode)) {
+                Some(p) if (0..n).contains(&p) => {
+                    needed.insert(p);
+                }
+                // A stream not published yet: it may go to any partition.
+                _ => needed.extend(0..n),
+            }
+        }
+        let mut marks = Vec::with_capacity(needed.len());
+        for p in needed {
+            let fresh = self
+                .marks
+                .get(&p)
+                .filter(|(_, at)| at.elapsed() < MARK_FRESH)
+                .map(|m| m.0);
+            let mark = match fresh {
+                Some(m) => m,
+                None => {
+                    let (_, high) = log.watermarks(topics::LOGS, p).await?;
+                    self.marks.insert(p, (high, Instant::now()));
+                    high
+                }
+            };
+            marks.push((p, mark));
+        }
+        Ok(Intent {
+            topic: topics::LOGS.to_string(),
+            tenant: self.tenant.clone(),
+            marks,
+            files,
+        })
+    }
+
+    /// Writes the positions file if it would change; a failure is logged, and retried
+    /// at the next checkpoint (the file on disk stays valid meanwhile).
     async fn checkpoint(&mut self) {
-        let now = self.state.positions();
+        if let Err(e) = self.write_positions().await {
+            TAIL_CHECKPOINT_FAILURES.inc();
+            tracing::error!(error = %e, "tail: cannot write the positions file");
+        }
+    }
+
+    /// Makes the positions file say where the files are and the current intent.
+    async fn write_positions(&mut self) -> Result<(), TailError> {
+        let now = Positions {
+            files: self.state.positions(),
+            intent: self.intent.clone(),
+        };
         if now == self.written {
-            return;
+            return Ok(());
         }
         let path = self.positions_file.clone();
-        let entries = now.clone();
-        let r = tokio::task::spawn_blocking(move || positions::save(&path, &entries)).await;
+        let body = now.clone();
+        let r = tokio::task::spawn_blocking(move || positions::save(&path, &body)).await;
         match r {
-            Ok(Ok(())) => self.written = now,
-            Ok(Err(e)) => {
-                TAIL_CHECKPOINT_FAILURES.inc();
-                tracing::error!(path = %self.positions_file.display(), error = %e, "tail: cannot write the positions file");
+            Ok(Ok(())) => {
+                self.written = now;
+                Ok(())
             }
-            Err(e) => {
-                TAIL_CHECKPOINT_FAILURES.inc();
-                tracing::error!(error = %e, "tail: positions writer task failed");
+            Ok(Err(e)) => Err(TailError::Positions {
+                path: self.positions_file.clone(),
+                message: e.to_string(),
+            }),
+            Err(e) => Err(TailError::Task(e.to_string())),
+        }
+    }
+}
+
+/// Which records of the intent's batch the event log holds: per file, one flag per
+/// record then per stale record. Reads only the intent's partitions, from its marks to
+/// the current end, and stops as soon as every record is found.
+async fn find_published(log: &EventLog, intent: &Intent) -> Result<Vec<Vec<bool>>, TailError> {
+    let mut found: Vec<Vec<bool>> = intent
+        .files
+        .iter()
+        .map(|f| vec![false; f.records.len() + f.stale.len()])
+        .collect();
+    // Timestamps are unique within the tailer, so they name a record of the batch.
+    let mut by_ts: HashMap<i64, (usize, usize)> = HashMap::new();
+    for (fi, f) in intent.files.iter().enumerate() {
+        let stamps = f.records.iter().map(|r| r.0).chain(f.stale.iter().copied());
+        for (ri, ts) in stamps.enumerate() {
+            by_ts.insert(ts, (fi, ri));
+        }
+    }
+    let mut missing = by_ts.len();
+    for &(p, mark) in &intent.marks {
+        if missing == 0 {
+            break;
+        }
+        let (low, high) = log.watermarks(&intent.topic, p).await?;
+        let mut at = mark;
+        if low > at {
+            tracing::warn!(
+                partition = p,
+                mark,
+                low,
+                "tail: records after the intent's mark were removed by retention; what of the batch they held cannot be found and is sent again"
+            );
+            at = low;
+        }
+        while at < high && missing > 0 {
+            let recs = log.read(&intent.topic, p, at, SCAN_CHUNK).await?;
+            let Some(last) = recs.last() else {
+                // The watermarks promise records here: only retention may have taken them.
+                let (low, _) = log.watermarks(&intent.topic, p).await?;
+                if low > at {
+                    at = low;
+                    continue;
+                }
+                return Err(TailError::Recovery(format!(
+                    "partition {p} returned nothing at offset {at} (end {high})"
+                )));
+            };
+            at = last.offset + 1;
+            for r in &recs {
+                let Ok(env) = argus_schemas::decode(&r.value) else {
+                    continue;
+                };
+                let Payload::LogEntry(e) = &env.payload else {
+                    continue;
+                };
+                if env.source != COLLECTOR || env.tenant != intent.tenant {
+                    continue;
+                }
+                if let Some(&(fi, ri)) = by_ts.get(&e.timestamp.0)
+                    && intent.files[fi].labels == e.labels
+                    && !found[fi][ri]
+                {
+                    found[fi][ri] = true;
+                    missing -= 1;
+                }
             }
+        }
+    }
+    Ok(found)
+}
+
+/// Where a file continues after its intent was looked for: after the last of its
+/// records the log holds (the records tile the file from `start`), or at `start`.
+fn resume_offset(f: &IntentFile, found: &[bool]) -> u64 {
+    let found = &found[..f.records.len()];
+    match found.iter().rposition(|b| *b) {
+        None => f.start,
+        Some(last) => {
+            let gaps = found[..last].iter().filter(|b| !**b).count();
+            if gaps > 0 {
+                // Neither backend leaves a gap in a batch (one partition per file, in
+                // order); continuing after the last one found repeats nothing.
+                tracing::error!(
+                    dev = f.dev,
+                    inode = f.inode,
+                    gaps,
+                    "tail: records of the last batch are missing before others the event log holds; they are not sent again"
+                );
+            }
+            f.records[last].1
         }
     }
 }
@@ -464,30 +901,6 @@ fn published(n: usize) {
     RECEIVED
         .with_label_values(&[COLLECTOR, "log_entry"])
         .inc_by(n as u64);
-}
-
-/// Publishes one batch, retrying with backoff until `give_up`.
-async fn publish_until(log: &argus_bus::EventLog, batch: &[Out], give_up: Instant) -> bool {
-    let envs: Vec<_> = batch.iter().map(|o| o.env.clone()).collect();
-    let mut backoff = BACKOFF_START;
-    loop {
-        match log.publish(&envs).await {
-            Ok(()) => {
-                published(envs.len());
-                return true;
-            }
-            Err(e) => {
-                TAIL_PUBLISH_FAILURES.inc();
-                let now = Instant::now();
-                if now >= give_up {
-                    tracing::error!(error = %e, pending = envs.len(), "tail: giving up publishing at shutdown");
-                    return false;
-                }
-                tokio::time::sleep(backoff.min(give_up - now)).await;
-                backoff = (backoff * 2).min(BACKOFF_MAX);
-            }
-        }
-    }
 }
 
 #[cfg(test)]

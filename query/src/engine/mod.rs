@@ -85,6 +85,7 @@ pub struct QueryParams {
 pub struct Engine {
     store: Arc<dyn LogStore>,
     limits: Limits,
+    pushdown: bool,
 }
 
 /// What one query run shares with its parts: the store, the limits, the tenant and
@@ -94,6 +95,8 @@ pub(crate) struct Ctx<'a> {
     pub limits: &'a Limits,
     pub tenant: &'a str,
     pub stats: QueryStats,
+    /// Whether metric aggregations may be computed by the store (on by default).
+    pub pushdown: bool,
 }
 
 impl Ctx<'_> {
@@ -116,7 +119,18 @@ pub const ERR_INSTANT_LOG_QUERY: &str = "log queries are not supported as an ins
 
 impl Engine {
     pub fn new(store: Arc<dyn LogStore>, limits: Limits) -> Self {
-        Engine { store, limits }
+        Engine {
+            store,
+            limits,
+            pushdown: true,
+        }
+    }
+
+    /// Turns store-side aggregation (`bucket_counts`, `aggregate`) on or off; off,
+    /// every metric query scans and runs the pipeline here (tests compare both).
+    pub fn with_pushdown(mut self, on: bool) -> Self {
+        self.pushdown = on;
+        self
     }
 
     pub fn store(&self) -> &Arc<dyn LogStore> {
@@ -145,6 +159,7 @@ impl Engine {
                 subqueries: 1,
                 ..QueryStats::default()
             },
+            pushdown: self.pushdown,
         };
         let (kind, data) = match expr {
             Expr::Log(log) => {

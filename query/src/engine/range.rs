@@ -11,7 +11,10 @@
 //! `count_over_time`, `rate`, `bytes_over_time` and `bytes_rate` over line filters
 //! only, grouped so that structured metadata cannot split series, ask the store for
 //! per-bucket counts instead (bucket width `gcd(step, range)`, so that each window is
-//! a union of buckets) and scan when the store cannot answer.
+//! a union of buckets) and scan when the store cannot answer. With a `json` or
+//! `pattern` parser, label filters and `unwrap` (see [`crate::store::pushdown`]),
+//! the same is asked of the store's `aggregate`, which answers per bucket and
+//! extracted grouping key, or declines when it cannot be exact.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -23,6 +26,7 @@ use super::util::{LineProc, PAGE, gcd, group_labels, select_streams};
 use crate::error::{QueryError, Result};
 use crate::logql::ast::{Grouping, LogRange, RangeOp, Stage};
 use crate::logql::pipeline::{UnwrapExtractor, leading_line_filters};
+use crate::store::pushdown::{self, AggRequest, AggRow};
 use crate::store::{Cursor, Direction, ScanRequest, StreamInfo};
 
 /// Samples gathered per time slice before they are sorted and fed.
@@ -74,6 +78,8 @@ pub async fn eval(
     let counted = if streams.is_empty() {
         StepVectors::empty(grid.n)
     } else if let Some(sv) = try_buckets(ctx, op, range, grouping, grid, &streams).await? {
+        sv
+    } else if let Some(sv) = try_aggregate(ctx, op, range, grouping, grid, &streams).await? {
         sv
     } else {
         scan(ctx, op, q, range, grouping, grid, &streams).await?
@@ -146,6 +152,9 @@ async fn try_buckets(
     grid: &Grid,
     streams: &[StreamInfo],
 ) -> Result<Option<StepVectors>> {
+    if !ctx.pushdown {
+        return Ok(None);
+    }
     if !matches!(
         op,
         RangeOp::CountOverTime | RangeOp::Rate | RangeOp::BytesOverTime | RangeOp::BytesRate
@@ -239,6 +248,129 @@ async fn try_buckets(
                 RangeOp::Rate => n as f64 / secs,
                 RangeOp::BytesOverTime => by,
                 _ => by / secs,
+            };
+            step.push((gid as u32, v));
+        }
+    }
+    Ok(Some(StepVectors {
+        labels: groups.labels,
+        steps,
+    }))
+}
+
+/// The bucket layout of a grid: `(origin, width, buckets)` such that every window is
+/// a union of buckets (`None` when there would be too many).
+fn bucket_layout(range: &LogRange, grid: &Grid) -> Option<(i64, i64, i64)> {
+    let width = if grid.n > 1 {
+        gcd(grid.step, range.range)
+    } else {
+        range.range
+    };
+    let origin = grid.start - range.offset - range.range;
+    let span = (grid.n as i64 - 1) * grid.step + range.range;
+    let buckets = span / width;
+    (buckets <= MAX_BUCKETS).then_some((origin, width, buckets))
+}
+
+/// Range aggregations over a parsed pipeline (`| json`, `| pattern`, label filters,
+/// `unwrap`) grouped `by (…)`, computed by the store per bucket and key when it can
+/// ([`crate::store::pushdown`]); windows are then sums (or min/max) of buckets.
+async fn try_aggregate(
+    ctx: &mut Ctx<'_>,
+    op: RangeOp,
+    range: &LogRange,
+    grouping: Option<&Grouping>,
+    grid: &Grid,
+    streams: &[StreamInfo],
+) -> Result<Option<StepVectors>> {
+    if !ctx.pushdown
+        || !matches!(
+            op,
+            RangeOp::CountOverTime
+                | RangeOp::Rate
+                | RangeOp::BytesOverTime
+                | RangeOp::BytesRate
+                | RangeOp::SumOverTime
+                | RangeOp::MinOverTime
+                | RangeOp::MaxOverTime
+        )
+    {
+        return Ok(None);
+    }
+    let Some(g) = grouping.filter(|g| !g.without) else {
+        return Ok(None);
+    };
+    let labels: Vec<&Labels> = streams.iter().map(|s| &s.labels).collect();
+    let Some(plan) = pushdown::plan(&range.log, range.unwrap.as_ref(), &g.labels, &labels) else {
+        return Ok(None);
+    };
+    let Some((origin, width, buckets)) = bucket_layout(range, grid) else {
+        return Ok(None);
+    };
+    let fps: Vec<u64> = streams.iter().map(|s| s.fingerprint).collect();
+    let req = AggRequest {
+        tenant: ctx.tenant,
+        streams: &fps,
+        plan: &plan,
+        origin,
+        width,
+        buckets,
+    };
+    let Some(rows) = ctx.store.aggregate(&req).await? else {
+        return Ok(None);
+    };
+    // series labels: the grouping labels of the stream, plus the extracted keys
+    let mut groups = Interner::default();
+    let mut per_group: Vec<Vec<AggRow>> = Vec::new();
+    let (mut lines, mut bytes) = (0u64, 0u64);
+    for r in rows {
+        if r.bucket < 1 || r.bucket > buckets || r.count == 0 {
+            continue;
+        }
+        let Ok(i) = streams.binary_search_by_key(&r.fingerprint, |s| s.fingerprint) else {
+            continue;
+        };
+        let mut l = group_labels(&streams[i].labels, g);
+        for (k, v) in plan.keys.iter().zip(&r.keys) {
+            if !v.is_empty() {
+                l.insert(k.as_str(), v.as_str());
+            }
+        }
+        let gid = groups.id(l) as usize;
+        if per_group.len() <= gid {
+            per_group.resize_with(gid + 1, Vec::new);
+        }
+        lines += r.count;
+        bytes += r.bytes;
+        per_group[gid].push(r);
+    }
+    ctx.add_scanned(lines, bytes)?;
+    let secs = range.range as f64 / 1e9;
+    let unwrap = range.unwrap.is_some();
+    let mut steps: Vec<Vec<(u32, f64)>> = vec![Vec::new(); grid.n];
+    for (gid, mut b) in per_group.into_iter().enumerate() {
+        b.sort_by_key(|x| x.bucket);
+        for (k, step) in steps.iter_mut().enumerate() {
+            let lo = k as i64 * grid.step / width + 1;
+            let hi = (k as i64 * grid.step + range.range) / width;
+            let i = b.partition_point(|x| x.bucket < lo);
+            let j = b.partition_point(|x| x.bucket <= hi);
+            if i >= j {
+                continue;
+            }
+            let w = &b[i..j];
+            let n: u64 = w.iter().map(|x| x.count).sum();
+            let by: u64 = w.iter().map(|x| x.bytes).sum();
+            let sum: f64 = w.iter().map(|x| x.sum).sum();
+            let v = match op {
+                RangeOp::CountOverTime => n as f64,
+                RangeOp::Rate if unwrap => sum / secs,
+                RangeOp::Rate => n as f64 / secs,
+                RangeOp::BytesOverTime => by as f64,
+                RangeOp::BytesRate => by as f64 / secs,
+                RangeOp::SumOverTime => sum,
+                RangeOp::MinOverTime => w.iter().map(|x| x.min).fold(f64::INFINITY, f64::min),
+                _ => w.iter().map(|x| x.max).fold(f64::NEG_INFINITY, f64::max),
             };
             step.push((gid as u32, v));
         }

@@ -14,8 +14,8 @@ use crate::store::StreamInfo;
 /// Rows per store page.
 pub const PAGE: usize = 4096;
 
-/// The streams of the tenant matching `selector` with entries in `[start, end)`,
-/// ascending by fingerprint.
+/// The streams of the tenant matching `selector` that may have entries in
+/// `[start, end)` (the store's candidates), ascending by fingerprint.
 pub async fn select_streams(
     ctx: &mut Ctx<'_>,
     selector: &[LabelMatcher],
@@ -25,7 +25,7 @@ pub async fn select_streams(
     let compiled = matcher::compile_all(selector)?;
     let mut streams: Vec<StreamInfo> = ctx
         .store
-        .streams(ctx.tenant, start, end)
+        .candidate_streams(ctx.tenant, start, end)
         .await?
         .into_iter()
         .filter(|s| matcher::matches_all(&compiled, &s.labels))

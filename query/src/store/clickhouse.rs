@@ -64,6 +64,7 @@ use clickhouse::{Client, Row};
 use serde::{Deserialize, Serialize};
 
 use super::plan::{DAY_NS, Simple, classify, day_of, seq_of, split_writes};
+use super::pushdown::{AggRequest, AggRow};
 use super::{
     BucketCount, Direction, Entry, IndexStats, LogStore, ScanRequest, StreamInfo, WriteRow,
 };
@@ -209,6 +210,19 @@ struct BucketRow {
 }
 
 #[derive(Row, Deserialize)]
+struct AggRowCh {
+    fingerprint: u64,
+    bucket: i64,
+    keys: Vec<String>,
+    count: u64,
+    bytes: u64,
+    sum: f64,
+    min: f64,
+    max: f64,
+    bad: u64,
+}
+
+#[derive(Row, Deserialize)]
 struct StatsRow {
     streams: u64,
     entries: u64,
@@ -228,7 +242,7 @@ struct PartitionRow {
 
 /// A ClickHouse string literal, for SQL given to `Client::query` (which reads `?` as a
 /// placeholder, so `?` is written `??`).
-fn quote(s: &str) -> String {
+pub(super) fn quote(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('\'');
     for c in s.chars() {
@@ -252,8 +266,24 @@ fn fp_list(fps: &[u64]) -> String {
     v.join(",")
 }
 
-/// SQL for the filters pushed down (values as literals), and whether all were.
-fn filter_sql(filters: &[LineFilter]) -> (String, bool) {
+/// A `LIKE` pattern matching lines that contain `v`.
+fn like_contains(v: &str) -> String {
+    let mut p = String::with_capacity(v.len() + 2);
+    p.push('%');
+    for c in v.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            p.push('\\');
+        }
+        p.push(c);
+    }
+    p.push('%');
+    p
+}
+
+/// SQL for the filters pushed down (values as literals), and whether all were. On
+/// modern servers a positive substring filter is written `line LIKE '%v%'`, which the
+/// `ngrambf_v1` index serves (`position` is not); 18.16 uses `position`.
+pub(super) fn filter_sql(filters: &[LineFilter], modern: bool) -> (String, bool) {
     let mut sql = String::new();
     let mut exact = true;
     for f in filters {
@@ -278,6 +308,7 @@ fn filter_sql(filters: &[LineFilter]) -> (String, bool) {
         let parts: Vec<String> = values
             .iter()
             .map(|v| match (func, negate) {
+                ("position", false) if modern => format!("line LIKE {}", quote(&like_contains(v))),
                 ("position", false) => format!("position(line, {}) > 0", quote(v)),
                 ("position", true) => format!("position(line, {}) = 0", quote(v)),
                 (_, false) => format!("match(line, {})", quote(v)),
@@ -622,12 +653,41 @@ impl LogStore for ClickHouseStore {
             .collect()
     }
 
+    /// The streams seen on the days of the range (the series table alone; no scan of
+    /// `entries`).
+    async fn candidate_streams(
+        &self,
+        tenant: &str,
+        start: i64,
+        end: i64,
+    ) -> Result<Vec<StreamInfo>> {
+        if start >= end {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT fingerprint, any(labels) AS labels FROM series
+             WHERE tenant = ? AND day >= {d0} AND day <= {d1}
+             GROUP BY fingerprint ORDER BY fingerprint",
+            d0 = day_of(start),
+            d1 = day_of(end - 1),
+        );
+        let rows: Vec<StreamRow> = self.db.query(&sql).bind(tenant).fetch_all().await?;
+        rows.into_iter()
+            .map(|r| {
+                Ok(StreamInfo {
+                    fingerprint: r.fingerprint,
+                    labels: labels_from_json(&r.labels)?,
+                })
+            })
+            .collect()
+    }
+
     async fn scan(&self, req: &ScanRequest<'_>) -> Result<Vec<(u64, Entry)>> {
         let mut out = Vec::new();
         if req.limit == 0 || req.start >= req.end {
             return Ok(out);
         }
-        let (filters, _) = filter_sql(req.filters);
+        let (filters, _) = filter_sql(req.filters, self.features.modern);
         let mut fps: Vec<u64> = req.streams.to_vec();
         fps.sort_unstable();
         fps.dedup();
@@ -691,7 +751,7 @@ impl LogStore for ClickHouseStore {
         width: i64,
         buckets: i64,
     ) -> Result<Option<Vec<BucketCount>>> {
-        let (filters, exact) = filter_sql(filters);
+        let (filters, exact) = filter_sql(filters, self.features.modern);
         if !exact || width <= 0 || buckets <= 0 {
             return Ok(None);
         }
@@ -717,6 +777,52 @@ impl LogStore for ClickHouseStore {
                 lines: r.lines,
                 bytes: r.bytes,
             }));
+        }
+        Ok(Some(out))
+    }
+
+    async fn aggregate(&self, req: &AggRequest<'_>) -> Result<Option<Vec<AggRow>>> {
+        if req.width <= 0 || req.buckets <= 0 {
+            return Ok(None);
+        }
+        let hi = req
+            .origin
+            .saturating_add(req.width.saturating_mul(req.buckets));
+        let mut fps = req.streams.to_vec();
+        fps.sort_unstable();
+        fps.dedup();
+        let mut out = Vec::new();
+        for chunk in fps.chunks(FP_CHUNK) {
+            let Some(sql) = super::sql::aggregate_sql(
+                req.plan,
+                self.features.modern,
+                &fp_list(chunk),
+                req.origin,
+                req.width,
+                hi,
+            ) else {
+                return Ok(None);
+            };
+            let rows: Vec<AggRowCh> = self.db.query(&sql).bind(req.tenant).fetch_all().await?;
+            for r in rows {
+                if r.bad > 0 {
+                    tracing::debug!(
+                        rows = r.bad,
+                        "pushdown: rows the server cannot evaluate exactly; scanning"
+                    );
+                    return Ok(None);
+                }
+                out.push(AggRow {
+                    fingerprint: r.fingerprint,
+                    bucket: r.bucket,
+                    keys: r.keys,
+                    count: r.count,
+                    bytes: r.bytes,
+                    sum: r.sum,
+                    min: r.min,
+                    max: r.max,
+                });
+            }
         }
         Ok(Some(out))
     }
@@ -838,6 +944,11 @@ mod tests {
         assert!(!Features::from_version("18.16.1").modern);
         assert!(Features::from_version("26.9.2.1").modern);
         assert_eq!(Features::from_version("20.3.1").version, (20, 3));
+    }
+
+    #[test]
+    fn like_patterns() {
+        assert_eq!(like_contains(r"100%_a\b"), r"%100\%\_a\\b%");
     }
 
     #[test]

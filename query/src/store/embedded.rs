@@ -337,7 +337,7 @@ fn scan_blocking(conn: &Connection, req: &OwnedScan) -> Result<Vec<(u64, Entry)>
     };
     let plain = sql("AND ?4 = ?4 AND ?5 = ?5");
     let cursored = sql(cursor_cond);
-    let fps: Vec<u64> = match req.after {
+    let mut fps: Vec<u64> = match req.after {
         Some(c) => req
             .streams
             .iter()
@@ -346,6 +346,8 @@ fn scan_blocking(conn: &Connection, req: &OwnedScan) -> Result<Vec<(u64, Entry)>
             .collect(),
         None => req.streams.clone(),
     };
+    fps.sort_unstable();
+    fps.dedup();
     for (fp, id) in stream_ids(conn, &req.tenant, &fps)? {
         let left = req.limit - out.len();
         if left == 0 {

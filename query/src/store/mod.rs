@@ -18,6 +18,8 @@
 pub mod clickhouse;
 pub mod embedded;
 pub mod plan;
+pub mod pushdown;
+mod sql;
 
 use std::collections::HashMap;
 
@@ -128,6 +130,18 @@ pub trait LogStore: Send + Sync + 'static {
     /// Streams of `tenant` with entries in `[start, end)`.
     async fn streams(&self, tenant: &str, start: i64, end: i64) -> Result<Vec<StreamInfo>>;
 
+    /// Streams of `tenant` that may have entries in `[start, end)`: a superset of
+    /// [`LogStore::streams`] is allowed (a query reads entries anyway, a stream
+    /// without any adds nothing), so a store may answer from a coarser index.
+    async fn candidate_streams(
+        &self,
+        tenant: &str,
+        start: i64,
+        end: i64,
+    ) -> Result<Vec<StreamInfo>> {
+        self.streams(tenant, start, end).await
+    }
+
     /// Entries in the documented order; see [`ScanRequest`].
     async fn scan(&self, req: &ScanRequest<'_>) -> Result<Vec<(u64, Entry)>>;
 
@@ -144,6 +158,17 @@ pub trait LogStore: Send + Sync + 'static {
         buckets: i64,
     ) -> Result<Option<Vec<BucketCount>>> {
         let _ = (tenant, streams, filters, origin, width, buckets);
+        Ok(None)
+    }
+
+    /// Per stream, bucket and extracted key values, the samples of a range
+    /// aggregation over a parsed pipeline (see [`pushdown`]). `None` when the store
+    /// cannot answer exactly (the engine then scans).
+    async fn aggregate(
+        &self,
+        req: &pushdown::AggRequest<'_>,
+    ) -> Result<Option<Vec<pushdown::AggRow>>> {
+        let _ = req;
         Ok(None)
     }
 

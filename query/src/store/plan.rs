@@ -58,14 +58,11 @@ pub fn split_writes(rows: Vec<WriteRow>, max_rows: usize) -> Vec<Vec<WriteRow>> 
         }
     }
     let mut out = Vec::new();
-    loop {
-        // The day of the first pending run of the first partition with runs left.
-        let Some(day) = order
-            .iter()
-            .find_map(|k| runs[k].front().map(|run| day_of(run[0].ts)))
-        else {
-            break;
-        };
+    // The day of the first pending run of the first partition with runs left.
+    while let Some(day) = order
+        .iter()
+        .find_map(|k| runs[k].front().map(|run| day_of(run[0].ts)))
+    {
         let mut write: Vec<WriteRow> = Vec::new();
         for k in &order {
             let q = runs.get_mut(k).expect("key present");

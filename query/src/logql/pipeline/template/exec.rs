@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::rc::Rc;
 
 use super::gotime::GoTime;
-use super::{Arg, Cmd, Data, Node, Pipe, Template, TemplateError, funcs};
+use super::{Arg, Cmd, Data, Funcs, Node, Pipe, Template, TemplateError, funcs};
 
 /// A template value.
 #[derive(Debug, Clone, PartialEq)]
@@ -47,6 +47,7 @@ pub(crate) struct Exec<'a> {
     name: &'a str,
     vars: Vec<(String, Value)>,
     out: String,
+    pub funcs: Option<&'a dyn Funcs>,
 }
 
 enum Flow {
@@ -68,8 +69,39 @@ pub(crate) fn execute(
         name: &t.name,
         vars: vec![(String::new(), Value::Root)],
         out: String::new(),
+        funcs: None,
     };
     ex.walk_list(&t.nodes, &Value::Root)?;
+    Ok(ex.out)
+}
+
+/// No labels: the data of templates run over an explicit root value.
+struct NoData;
+
+impl Data for NoData {
+    fn get(&self, _: &str) -> Option<&str> {
+        None
+    }
+    fn entries(&self) -> Vec<(String, String)> {
+        Vec::new()
+    }
+}
+
+pub(crate) fn execute_with(
+    t: &Template,
+    root: Value,
+    funcs: &dyn Funcs,
+) -> Result<String, TemplateError> {
+    let mut ex = Exec {
+        data: &NoData,
+        line: "",
+        ts: 0,
+        name: &t.name,
+        vars: vec![(String::new(), root.clone())],
+        out: String::new(),
+        funcs: Some(funcs),
+    };
+    ex.walk_list(&t.nodes, &root)?;
     Ok(ex.out)
 }
 
@@ -317,7 +349,10 @@ impl<'a> Exec<'a> {
                 if called {
                     return Err(self.err(at, &format!("{name} is not a method but has arguments")));
                 }
-                Ok(m.get(name).cloned().unwrap_or(Value::Nil))
+                Ok(m.get(name).cloned().unwrap_or_else(|| match self.funcs {
+                    Some(f) => f.missing_key(m),
+                    None => Value::Nil,
+                }))
             }
             Value::Time(t) => funcs::time_method(t, name, &args).map_err(|e| self.err(at, &e)),
             Value::Nil => {
@@ -408,8 +443,11 @@ impl<'a> Exec<'a> {
         if let Some(f) = fin {
             args.push(f);
         }
-        funcs::call(self, name, args, c.regex.as_ref())
-            .map_err(|e| self.err(&at, &format!("error calling {name}: {e}")))
+        let r = match self.funcs {
+            Some(f) if !funcs::is_builtin(name) => f.call(name, args),
+            _ => funcs::call(self, name, args, c.regex.as_ref()),
+        };
+        r.map_err(|e| self.err(&at, &format!("error calling {name}: {e}")))
     }
 }
 

@@ -110,6 +110,11 @@ pub fn exists(name: &str) -> bool {
     NAMES.contains(&name)
 }
 
+/// Whether `name` is one of Go's builtin template functions.
+pub fn is_builtin(name: &str) -> bool {
+    NAMES[..18].contains(&name)
+}
+
 type R = Result<Value, String>;
 
 fn want(args: &[Value], n: usize) -> Result<(), String> {
@@ -265,7 +270,12 @@ pub(crate) fn call(ex: &mut Exec<'_>, name: &str, args: Vec<Value>, pre: Option<
                         Value::Str(ex.data.get(k).unwrap_or("").to_string())
                     }
                     (Value::Map(m), Value::Str(k)) => {
-                        m.get(k.as_str()).cloned().unwrap_or(Value::Nil)
+                        m.get(k.as_str())
+                            .cloned()
+                            .unwrap_or_else(|| match ex.funcs {
+                                Some(f) => f.missing_key(m),
+                                None => Value::Nil,
+                            })
                     }
                     (Value::List(l), Value::Int(i)) => l
                         .get(usize::try_from(*i).map_err(|_| format!("index out of range: {i}"))?)

@@ -36,6 +36,21 @@ pub trait Data {
     fn entries(&self) -> Vec<(String, String)>;
 }
 
+/// Functions an embedder provides in place of Loki's own (the rule engine's
+/// Prometheus template functions). Go's builtins (`and`, `or`, `not`, `len`,
+/// `index`, `slice`, `print*`, comparisons, `html`, `js`, `urlquery`) stay available.
+pub trait Funcs {
+    /// Whether `name` is one of these functions (checked at parse time, as Go does).
+    fn has(&self, name: &str) -> bool;
+    /// Calls `name` with its evaluated arguments.
+    fn call(&self, name: &str, args: Vec<Value>) -> Result<Value, String>;
+    /// The value of a key missing from `map` (for `.key` and `index`); Go's
+    /// `missingkey=zero` gives the zero value of the map's element type.
+    fn missing_key(&self, _map: &std::collections::BTreeMap<String, Value>) -> Value {
+        Value::Nil
+    }
+}
+
 /// A parsed template.
 #[derive(Debug, Clone)]
 pub struct Template {
@@ -136,6 +151,19 @@ impl Cmd {
 impl Template {
     /// Parses `text`; `name` is Go's template name ("line" or "label").
     pub fn new(name: &str, text: &str) -> Result<Template, TemplateError> {
+        Template::parse(name, text, None)
+    }
+
+    /// Parses `text` with Go's builtins and `funcs` (instead of Loki's functions).
+    pub fn with_funcs(
+        name: &str,
+        text: &str,
+        funcs: &dyn Funcs,
+    ) -> Result<Template, TemplateError> {
+        Template::parse(name, text, Some(funcs))
+    }
+
+    fn parse(name: &str, text: &str, funcs: Option<&dyn Funcs>) -> Result<Template, TemplateError> {
         let items = lex(name, text)?;
         let mut p = Parser {
             name,
@@ -143,6 +171,7 @@ impl Template {
             pos: 0,
             vars: vec![vec![String::new()]],
             loop_depth: 0,
+            funcs,
         };
         let (nodes, end) = p.parse_list()?;
         if let Some(end) = end {
@@ -172,6 +201,12 @@ impl Template {
     /// `__timestamp__`.
     pub fn execute(&self, data: &dyn Data, line: &str, ts: i64) -> Result<String, TemplateError> {
         exec::execute(self, data, line, ts)
+    }
+
+    /// Runs a template parsed with [`Template::with_funcs`] over `root` (the value of
+    /// `.` and `$`), calling `funcs` for the non-builtin functions.
+    pub fn execute_with(&self, root: Value, funcs: &dyn Funcs) -> Result<String, TemplateError> {
+        exec::execute_with(self, root, funcs)
     }
 }
 
@@ -494,6 +529,7 @@ struct Parser<'n> {
     /// declared variables per scope
     vars: Vec<Vec<String>>,
     loop_depth: usize,
+    funcs: Option<&'n dyn Funcs>,
 }
 
 impl Parser<'_> {
@@ -756,7 +792,11 @@ impl Parser<'_> {
                 "false" => Arg::Bool(false),
                 "nil" => Arg::Nil,
                 _ => {
-                    if !funcs::exists(id) {
+                    let known = match self.funcs {
+                        Some(f) => funcs::is_builtin(id) || f.has(id),
+                        None => funcs::exists(id),
+                    };
+                    if !known {
                         return Err(self.err(&format!("function \"{id}\" not defined")));
                     }
                     Arg::Func(id.clone())
