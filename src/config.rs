@@ -36,6 +36,12 @@ pub struct Config {
     /// The query service: log writer, query limits, retention.
     #[serde(default)]
     pub query: argus_query::config::QueryConfig,
+    /// The rule engine: rule files, evaluation, the metric window.
+    #[serde(default)]
+    pub rules: argus_rules::config::RulesConfig,
+    /// Alertmanager-compatible silences, inhibition and alert API.
+    #[serde(default)]
+    pub alertmanager: argus_rules::am_api::AlertmanagerConfig,
 }
 
 /// `ingest:` in the config file.
@@ -99,6 +105,8 @@ pub struct Settings {
     pub ingest: IngestConfig,
     pub clickhouse: Option<ClickHouseConfig>,
     pub query: argus_query::config::QueryConfig,
+    pub rules: argus_rules::config::RulesConfig,
+    pub alertmanager: argus_rules::am_api::AlertmanagerConfig,
 }
 
 /// A configuration error, already phrased for people: `file:line:col: key: message`.
@@ -175,6 +183,12 @@ impl Config {
         if let Err((key, msg)) = self.query.validate() {
             return Err(at(&key, &msg));
         }
+        if let Err((key, msg)) = self.rules.validate() {
+            return Err(at(&key, &msg));
+        }
+        if let Err(e) = self.alertmanager.validate() {
+            return Err(at("alertmanager", &e.to_string()));
+        }
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
             return Err(at(
                 "log.level",
@@ -203,6 +217,8 @@ impl Config {
             ingest: self.ingest,
             clickhouse: self.clickhouse,
             query: self.query,
+            rules: self.rules,
+            alertmanager: self.alertmanager,
         }
     }
 }

@@ -93,6 +93,7 @@ enum Component {
     All,
     Ingest,
     Query,
+    Rules,
 }
 
 fn main() -> ExitCode {
@@ -144,12 +145,12 @@ fn main() -> ExitCode {
             return report(argus_rules::tools::unittest::run(&files, &opts));
         }
         Cmd::Rules {
-            cmd: RulesCmd::Run(_),
-        }
-        | Cmd::Notifier(_) => {
+            cmd: RulesCmd::Run(c),
+        } => (c, Component::Rules),
+        Cmd::Notifier(_) => {
             eprintln!(
-                "argus: this component cannot run alone yet: the rule engine and notifier \
-                 are being built (see the README's status); use `argus run`, `argus ingest` or `argus query`"
+                "argus: the notifier cannot run alone yet: it is being built (see the README's \
+                 status); use `argus run`, `argus ingest`, `argus query` or `argus rules run`"
             );
             return ExitCode::from(2);
         }
@@ -241,6 +242,7 @@ async fn run(s: Settings, component: Component) -> anyhow::Result<()> {
     };
     let with_ingest = matches!(component, Component::All | Component::Ingest);
     let with_query = matches!(component, Component::All | Component::Query);
+    let with_rules = matches!(component, Component::All | Component::Rules);
     let mut app = server::router(state);
     if with_ingest {
         app = app
@@ -252,12 +254,14 @@ async fn run(s: Settings, component: Component) -> anyhow::Result<()> {
     // The query service: the log store, its writer (event log → store) and Loki's API.
     let (stop_services, services_stopped) = tokio::sync::watch::channel(false);
     let mut services = Vec::new();
+    let mut log_engine = None;
     if with_query {
         let store = open_store(&s).await?;
         let engine = Arc::new(argus_query::engine::Engine::new(
             store.clone(),
             s.query.limits.to_limits(),
         ));
+        log_engine = Some(engine.clone());
         app = app.merge(argus_query::api::router(argus_query::api::ApiState {
             engine,
         }));
@@ -277,6 +281,50 @@ async fn run(s: Settings, component: Component) -> anyhow::Result<()> {
             s.query.retention.clone(),
             services_stopped.clone(),
         )));
+    }
+    // The rule engine, silences and the Alertmanager API.
+    let mut silence_follower = None;
+    if with_rules {
+        let inhibitor = s.alertmanager.validate().context("alertmanager config")?;
+        let silences = argus_rules::silences::SilenceService::new(
+            log.clone(),
+            argus_rules::silences::SilenceOptions {
+                retention: s.alertmanager.silence_retention,
+                ..Default::default()
+            },
+        );
+        silences
+            .replay()
+            .await
+            .context("replaying silences from the event log")?;
+        silence_follower = Some(silences.follow(s.alertmanager.silence_sync_interval));
+        let store = Arc::new(argus_rules::alert_store::AlertStore::new(
+            silences,
+            inhibitor,
+            Arc::new(s.alertmanager.route.clone()),
+        ));
+        let svc = argus_rules::service::RulesService::start(
+            log.clone(),
+            log_engine.clone(),
+            s.rules.clone(),
+            Some(store.clone()),
+        )
+        .await
+        .context("starting the rule engine (rules)")?;
+        app = app
+            .merge(argus_rules::prom_api::router(svc.prom_api()))
+            .merge(
+                argus_rules::am_api::AmApi::new(
+                    store,
+                    argus_rules::am_api::AmApiSettings::from_config(&s.alertmanager),
+                )
+                .with_sink(svc.alert_sink())
+                .router(),
+            );
+        let rx = services_stopped.clone();
+        services.push(tokio::spawn(async move {
+            svc.run(rx).await.map_err(|e| format!("rule engine: {e}"))
+        }));
     }
     // Collectors with sockets of their own bind before readiness, so a bad address or a
     // port in use stops the start.
@@ -366,6 +414,9 @@ async fn run(s: Settings, component: Component) -> anyhow::Result<()> {
         }
     }
     let _ = stop_services.send(true);
+    if let Some(f) = silence_follower {
+        f.abort();
+    }
     for t in services {
         match t.await {
             Ok(Ok(())) => {}

@@ -308,9 +308,22 @@ async fn kernel_log_problems_are_queryable_as_log_streams() {
         .append(true)
         .open(&kern)
         .unwrap();
+    // kern.log's syslog stamp (no year, local time = UTC here): now.
+    let stamp = rfc3339(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64,
+    );
+    let months = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let month = months[stamp[5..7].parse::<usize>().unwrap() - 1];
+    let day: u32 = stamp[8..10].parse().unwrap();
     writeln!(
         f,
-        "Nov 26 01:00:00 worker-7 kernel: [12345.678901] Killed process 4242 (java) total-vm:8241232kB, anon-rss:4120000kB, file-rss:0kB, shmem-rss:0kB"
+        "{month} {day:>2} {} worker-7 kernel: [12345.678901] Killed process 4242 (java) total-vm:8241232kB, anon-rss:4120000kB, file-rss:0kB, shmem-rss:0kB",
+        &stamp[11..19]
     )
     .unwrap();
     drop(f);

@@ -397,4 +397,52 @@ async fn binary_scrapes_node_exporter_and_prometheus() {
         .expect("prometheus_build_info scraped");
     assert_eq!(build["env"], "lab");
     assert!(build["version"].starts_with("2."), "{build:?}");
+
+    // The scraped series can be queried through the Prometheus API of the metric window.
+    let mut v = serde_json::Value::Null;
+    for _ in 0..100 {
+        v = get_json(
+            &c,
+            format!("{}/api/v1/query?query=sum%20by%20(job)%20(up)", argus.url),
+        )
+        .await;
+        if v["data"]["result"].as_array().is_some_and(|r| r.len() == 2) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(v["status"], "success", "{v}");
+    let mut jobs: Vec<(String, String)> = v["data"]["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["metric"]["job"].as_str().unwrap().to_string(),
+                r["value"][1].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    jobs.sort();
+    assert_eq!(
+        jobs,
+        [
+            ("node".to_string(), "1".to_string()),
+            ("prometheus".to_string(), "1".to_string())
+        ]
+    );
+    let v = get_json(
+        &c,
+        format!(
+            "{}/api/v1/query?query=count(count%20by%20(cpu)%20(node_cpu_seconds_total))",
+            argus.url
+        ),
+    )
+    .await;
+    let cpus: f64 = v["data"]["result"][0]["value"][1]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(cpus >= 1.0, "{v}");
 }
