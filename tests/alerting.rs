@@ -202,3 +202,89 @@ async fn rules_fire_and_amtool_silences_survive_a_restart() {
         "an alert was announced as newly firing after the restart"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn example_rule_alerts_on_a_critical_vulnerability_in_a_running_image() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    // The shipped example rules, evaluated every second for the test.
+    let rules = std::fs::read_to_string(repo.join("deploy/rules/node-and-security.yml"))
+        .unwrap()
+        .replace("interval: 30s", "interval: 1s")
+        .replace("interval: 1m", "interval: 1s");
+    std::fs::write(dir.path().join("rules.yml"), rules).unwrap();
+    let cfg = dir.path().join("argus.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "rules:\n  rule_files: ['{}']\n",
+            dir.path().join("rules.yml").display()
+        ),
+    )
+    .unwrap();
+    let argus = start(
+        &dir.path().join("data"),
+        &["--config", cfg.to_str().unwrap()],
+    );
+    let c = reqwest::Client::new();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as i64;
+    let today = common::rfc3339(now / 1_000_000_000);
+    let fixtures = repo.join("ingest/tests/fixtures/findings");
+    // Trivy names the image `nginx:1.25.3`, Falco `docker.io/library/nginx:1.25.3`.
+    for (kind, file) in [
+        ("trivy", "trivy_nginx.json"),
+        ("falco", "falco_terminal_shell.json"),
+    ] {
+        let body = std::fs::read_to_string(fixtures.join(file))
+            .unwrap()
+            .replace("2024-09-10T08:15:30.123456789Z", &today)
+            .replace("2024-05-14T09:12:45.123456789Z", &today)
+            .replace("1715677965123456789", &now.to_string());
+        let r = c
+            .post(format!("{}/api/v1/findings/{kind}", argus.url))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            r.status().is_success(),
+            "{kind}: {}",
+            r.text().await.unwrap()
+        );
+    }
+    let v = wait_for(&c, &format!("{}/api/v1/alerts", argus.url), |v| {
+        v["data"]["alerts"].as_array().is_some_and(|a| {
+            a.iter().any(|a| {
+                a["labels"]["alertname"] == "CriticalVulnerabilityInRunningImage"
+                    && a["state"] == "firing"
+            })
+        })
+    })
+    .await;
+    let alert = v["data"]["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["labels"]["alertname"] == "CriticalVulnerabilityInRunningImage")
+        .unwrap();
+    assert_eq!(alert["labels"]["image"], "docker.io/library/nginx:1.25.3");
+    assert_eq!(alert["labels"]["id"], "CVE-2024-45492");
+    assert_eq!(
+        alert["annotations"]["summary"],
+        "docker.io/library/nginx:1.25.3 runs with CVE-2024-45492 (CRITICAL)"
+    );
+    // The LOW finding of the same image does not alert.
+    assert_eq!(
+        v["data"]["alerts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|a| a["labels"]["alertname"] == "CriticalVulnerabilityInRunningImage")
+            .count(),
+        1
+    );
+}

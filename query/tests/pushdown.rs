@@ -57,6 +57,19 @@ impl LogStore for Counting {
             .bucket_counts(tenant, streams, filters, origin, width, buckets)
             .await
     }
+    async fn bucket_counts_with_metadata(
+        &self,
+        tenant: &str,
+        streams: &[u64],
+        filters: &[LineFilter],
+        origin: i64,
+        width: i64,
+        buckets: i64,
+    ) -> Result<Option<(Vec<BucketCount>, Vec<u64>)>> {
+        self.inner
+            .bucket_counts_with_metadata(tenant, streams, filters, origin, width, buckets)
+            .await
+    }
     async fn aggregate(&self, req: &AggRequest<'_>) -> Result<Option<Vec<AggRow>>> {
         self.inner.aggregate(req).await
     }
@@ -203,6 +216,9 @@ fn queries() -> Vec<(String, bool)> {
         r#"min_over_time({app="api"} | json | __error__="" | unwrap duration [10m]) by (level)"#,
         r#"sum by (ok, user) (bytes_over_time({app="api"} | json | user!="u3" [30m]))"#,
         r#"sum by (status) (count_over_time({app="api"} | json | path="/login" | duration > 20.5 [1h]))"#,
+        // streams lacking `pod`, without metadata (or with it only on filtered-out rows)
+        r#"sum by (pod) (count_over_time({app=~"api|dirty"} [10m]))"#,
+        r#"sum by (pod) (rate({app=~"api|meta"} |= "404" [5m]))"#,
     ]
     .iter()
     .map(|s| (s.to_string(), true))
@@ -228,6 +244,7 @@ fn queries() -> Vec<(String, bool)> {
         r#"sum by (status) (count_over_time({app="dirty"} | json | __error__="" [1h]))"#,
         r#"sum by (path) (count_over_time({app="dirty"} | json | path != "/zz" [1h]))"#,
         r#"sum by (status) (count_over_time({app="meta"} | json [1h]))"#,
+        r#"sum by (pod, trace) (count_over_time({app=~"api|meta"} [2h]))"#,
         r#"sum by (status) (count_over_time({app=~"api|dirty"} | json | status > 100 [1h]))"#,
     ] {
         q.push((s.to_string(), false));

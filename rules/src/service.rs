@@ -900,37 +900,8 @@ impl QueryFn for TenantQuery {
                         "LogQL rules need the query service, which is not running here".into(),
                     ));
                 };
-                let t_ns = t_ms.saturating_mul(1_000_000);
-                let params = argus_query::engine::QueryParams {
-                    tenant: self.tenant.clone(),
-                    query: text.clone(),
-                    kind: argus_query::engine::QueryKind::Instant,
-                    start: t_ns,
-                    end: t_ns,
-                    step: 0,
-                    interval: 0,
-                    limit: 100,
-                    direction: argus_query::store::Direction::Backward,
-                };
-                let resp = self.rt.block_on(engine.query_expr(expr, &params))?;
-                match resp.data {
-                    argus_query::engine::QueryData::Vector(v) => Ok(v
-                        .into_iter()
-                        .map(|s| Sample {
-                            labels: s.labels,
-                            t_ms: s.ts,
-                            value: s.value,
-                        })
-                        .collect()),
-                    argus_query::engine::QueryData::Scalar(t, v) => Ok(vec![Sample {
-                        labels: Labels::new(),
-                        t_ms: t,
-                        value: v,
-                    }]),
-                    _ => Err(RulesError::Eval(
-                        "rule result is not a vector or scalar".into(),
-                    )),
-                }
+                self.rt
+                    .block_on(logql_instant(engine, &self.tenant, text, expr, t_ms))
             }
         }
     }
@@ -939,6 +910,49 @@ impl QueryFn for TenantQuery {
         for s in samples {
             self.window.append_samples(&s.labels, [(s.t_ms, s.value)]);
         }
+    }
+}
+
+/// Runs a LogQL rule expression as an instant query of `tenant` at `t_ms` on the
+/// query engine, as Loki's ruler does: a vector, or a scalar as one sample without
+/// labels; anything else is an error. Shared with the unit-test runner.
+pub async fn logql_instant(
+    engine: &argus_query::engine::Engine,
+    tenant: &str,
+    text: &str,
+    expr: &argus_query::logql::ast::Expr,
+    t_ms: i64,
+) -> Result<Vec<Sample>, RulesError> {
+    let t_ns = t_ms.saturating_mul(1_000_000);
+    let params = argus_query::engine::QueryParams {
+        tenant: tenant.to_string(),
+        query: text.to_string(),
+        kind: argus_query::engine::QueryKind::Instant,
+        start: t_ns,
+        end: t_ns,
+        step: 0,
+        interval: 0,
+        limit: 100,
+        direction: argus_query::store::Direction::Backward,
+    };
+    let resp = engine.query_expr(expr, &params).await?;
+    match resp.data {
+        argus_query::engine::QueryData::Vector(v) => Ok(v
+            .into_iter()
+            .map(|s| Sample {
+                labels: s.labels,
+                t_ms: s.ts,
+                value: s.value,
+            })
+            .collect()),
+        argus_query::engine::QueryData::Scalar(t, v) => Ok(vec![Sample {
+            labels: Labels::new(),
+            t_ms: t,
+            value: v,
+        }]),
+        _ => Err(RulesError::Eval(
+            "rule result is not a vector or scalar".into(),
+        )),
     }
 }
 

@@ -220,7 +220,10 @@ pub(crate) async fn accept(
     {
         let seen = state.seen(collector);
         let mut in_request = HashSet::new();
-        for p in items {
+        for mut p in items {
+            if let Some(img) = p.finding.resource.image.as_mut() {
+                *img = normalize_image(img);
+            }
             let env = Envelope::new(
                 tenant,
                 collector,
@@ -248,7 +251,7 @@ pub(crate) async fn accept(
     if !sightings.is_empty() {
         let mut images = state.images();
         for s in sightings {
-            images.record(tenant, s.image, s.location, s.at);
+            images.record(tenant, normalize_image(&s.image), s.location, s.at);
         }
     }
     RECEIVED
@@ -495,7 +498,9 @@ async fn running_by_query(
             "the image parameter is required: ?image=<repository>:<tag>".into(),
         )
     })?;
-    Ok(Json(state.images().running(&tenant, &image)))
+    Ok(Json(
+        state.images().running(&tenant, &normalize_image(&image)),
+    ))
 }
 
 async fn running_by_path(
@@ -504,12 +509,73 @@ async fn running_by_path(
     Path(image): Path<String>,
 ) -> Result<Json<Vec<Running>>, IngestError> {
     let tenant = tenant_of(&headers, QUERY_COLLECTOR)?;
-    Ok(Json(state.images().running(&tenant, &image)))
+    Ok(Json(
+        state.images().running(&tenant, &normalize_image(&image)),
+    ))
+}
+
+/// An image reference in Docker's normalised form, so that scanners and runtimes that
+/// name the same image differently agree (`nginx:1.25.3`, `library/nginx:1.25.3` and
+/// `docker.io/library/nginx:1.25.3` are one image): a first path component that is not
+/// a registry (no `.` or `:`, not `localhost`) means Docker Hub, `docker.io`; a Docker
+/// Hub repository without a namespace is under `library/`; `index.docker.io` is
+/// `docker.io`. Tags and digests are kept as they are; a missing tag is not invented.
+pub fn normalize_image(image: &str) -> String {
+    let image = image.trim();
+    if image.is_empty() {
+        return String::new();
+    }
+    let (first, rest) = match image.split_once('/') {
+        Some((f, r)) => (f, Some(r)),
+        None => (image, None),
+    };
+    let is_registry =
+        rest.is_some() && (first.contains('.') || first.contains(':') || first == "localhost");
+    let (registry, path) = if is_registry {
+        let reg = if first == "index.docker.io" || first == "registry-1.docker.io" {
+            "docker.io"
+        } else {
+            first
+        };
+        (reg, rest.unwrap_or_default().to_string())
+    } else {
+        ("docker.io", image.to_string())
+    };
+    let path = if registry == "docker.io" && !path.contains('/') {
+        format!("library/{path}")
+    } else {
+        path
+    };
+    format!("{registry}/{path}")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn image_references_are_normalised_as_docker_does() {
+        for (given, want) in [
+            ("nginx:1.25.3", "docker.io/library/nginx:1.25.3"),
+            ("library/nginx:1.25.3", "docker.io/library/nginx:1.25.3"),
+            (
+                "docker.io/library/nginx:1.25.3",
+                "docker.io/library/nginx:1.25.3",
+            ),
+            ("index.docker.io/library/nginx", "docker.io/library/nginx"),
+            ("bitnami/redis:7", "docker.io/bitnami/redis:7"),
+            ("ghcr.io/acme/api:v2", "ghcr.io/acme/api:v2"),
+            (
+                "localhost:5000/app@sha256:abcd",
+                "localhost:5000/app@sha256:abcd",
+            ),
+            ("localhost/app:1", "localhost/app:1"),
+            ("registry.k8s.io/pause:3.9", "registry.k8s.io/pause:3.9"),
+            ("", ""),
+        ] {
+            assert_eq!(normalize_image(given), want, "{given}");
+        }
+    }
 
     fn id(n: u32) -> Identity {
         Identity {

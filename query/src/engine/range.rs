@@ -9,8 +9,9 @@
 //! points (series × steps).
 //!
 //! `count_over_time`, `rate`, `bytes_over_time` and `bytes_rate` over line filters
-//! only, grouped so that structured metadata cannot split series, ask the store for
-//! per-bucket counts instead (bucket width `gcd(step, range)`, so that each window is
+//! only, grouped `by` labels, ask the store for per-bucket counts instead (when some
+//! stream lacks a grouping label, with a per-stream "has structured metadata" flag,
+//! and scan when such a stream has metadata, which could add the label) (bucket width `gcd(step, range)`, so that each window is
 //! a union of buckets) and scan when the store cannot answer. With a `json` or
 //! `pattern` parser, label filters and `unwrap` (see [`crate::store::pushdown`]),
 //! the same is asked of the store's `aggregate`, which answers per bucket and
@@ -172,13 +173,18 @@ async fn try_buckets(
     let Some(g) = grouping.filter(|g| !g.without) else {
         return Ok(None);
     };
-    if !streams.iter().all(|s| {
-        g.labels
-            .iter()
-            .all(|n| s.labels.get(n).is_some_and(|v| !v.is_empty()))
-    }) {
-        return Ok(None);
-    }
+    // Streams lacking a grouping label: metadata on their counted rows could add it,
+    // so the store also reports which streams have such rows, and the engine falls
+    // back when any of those lacks a label.
+    let lacking: std::collections::HashSet<u64> = streams
+        .iter()
+        .filter(|s| {
+            !g.labels
+                .iter()
+                .all(|n| s.labels.get(n).is_some_and(|v| !v.is_empty()))
+        })
+        .map(|s| s.fingerprint)
+        .collect();
     let width = if grid.n > 1 {
         gcd(grid.step, range.range)
     } else {
@@ -192,12 +198,27 @@ async fn try_buckets(
     }
     let fps: Vec<u64> = streams.iter().map(|s| s.fingerprint).collect();
     let filters = leading_line_filters(&range.log.pipeline);
-    let Some(counts) = ctx
-        .store
-        .bucket_counts(ctx.tenant, &fps, &filters, origin, width, buckets)
-        .await?
-    else {
-        return Ok(None);
+    let counts = if lacking.is_empty() {
+        let Some(counts) = ctx
+            .store
+            .bucket_counts(ctx.tenant, &fps, &filters, origin, width, buckets)
+            .await?
+        else {
+            return Ok(None);
+        };
+        counts
+    } else {
+        let Some((counts, with_meta)) = ctx
+            .store
+            .bucket_counts_with_metadata(ctx.tenant, &fps, &filters, origin, width, buckets)
+            .await?
+        else {
+            return Ok(None);
+        };
+        if with_meta.iter().any(|fp| lacking.contains(fp)) {
+            return Ok(None);
+        }
+        counts
     };
     let mut groups = Interner::default();
     let group_of: HashMap<u64, u32> = streams
@@ -301,9 +322,11 @@ async fn try_aggregate(
         return Ok(None);
     };
     let labels: Vec<&Labels> = streams.iter().map(|s| &s.labels).collect();
-    let Some(plan) = pushdown::plan(&range.log, range.unwrap.as_ref(), &g.labels, &labels) else {
+    let Some(mut plan) = pushdown::plan(&range.log, range.unwrap.as_ref(), &g.labels, &labels)
+    else {
         return Ok(None);
     };
+    plan.bytes = matches!(op, RangeOp::BytesOverTime | RangeOp::BytesRate);
     let Some((origin, width, buckets)) = bucket_layout(range, grid) else {
         return Ok(None);
     };

@@ -210,6 +210,15 @@ struct BucketRow {
 }
 
 #[derive(Row, Deserialize)]
+struct BucketMetaRow {
+    fingerprint: u64,
+    bucket: i64,
+    lines: u64,
+    bytes: u64,
+    meta: u64,
+}
+
+#[derive(Row, Deserialize)]
 struct AggRowCh {
     fingerprint: u64,
     bucket: i64,
@@ -779,6 +788,52 @@ impl LogStore for ClickHouseStore {
             }));
         }
         Ok(Some(out))
+    }
+
+    async fn bucket_counts_with_metadata(
+        &self,
+        tenant: &str,
+        streams: &[u64],
+        filters: &[LineFilter],
+        origin: i64,
+        width: i64,
+        buckets: i64,
+    ) -> Result<Option<(Vec<BucketCount>, Vec<u64>)>> {
+        let (filters, exact) = filter_sql(filters, self.features.modern);
+        if !exact || width <= 0 || buckets <= 0 {
+            return Ok(None);
+        }
+        let hi = origin.saturating_add(width.saturating_mul(buckets));
+        let mut fps = streams.to_vec();
+        fps.sort_unstable();
+        fps.dedup();
+        let mut out = Vec::new();
+        let mut with_meta = Vec::new();
+        for chunk in fps.chunks(FP_CHUNK) {
+            let sql = format!(
+                "SELECT fingerprint,
+                        toInt64(intDiv(ts - toInt64({origin}) - 1, toInt64({width})) + 1) AS bucket,
+                        toUInt64(count()) AS lines, toUInt64(sum(length(line))) AS bytes,
+                        toUInt64(countIf(metadata != '')) AS meta
+                 FROM entries
+                 WHERE tenant = ? AND fingerprint IN ({list}) AND ts > {origin} AND ts <= {hi}{filters}
+                 GROUP BY fingerprint, bucket ORDER BY fingerprint, bucket",
+                list = fp_list(chunk),
+            );
+            let rows: Vec<BucketMetaRow> = self.db.query(&sql).bind(tenant).fetch_all().await?;
+            for r in rows {
+                if r.meta > 0 && with_meta.last() != Some(&r.fingerprint) {
+                    with_meta.push(r.fingerprint);
+                }
+                out.push(BucketCount {
+                    fingerprint: r.fingerprint,
+                    bucket: r.bucket,
+                    lines: r.lines,
+                    bytes: r.bytes,
+                });
+            }
+        }
+        Ok(Some((out, with_meta)))
     }
 
     async fn aggregate(&self, req: &AggRequest<'_>) -> Result<Option<Vec<AggRow>>> {

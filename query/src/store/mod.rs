@@ -161,6 +161,22 @@ pub trait LogStore: Send + Sync + 'static {
         Ok(None)
     }
 
+    /// [`LogStore::bucket_counts`] plus the fingerprints among `streams` that have a
+    /// counted row (in range, after `filters`) carrying structured metadata, computed
+    /// in the same pass. `None` when the store cannot answer (the engine falls back).
+    async fn bucket_counts_with_metadata(
+        &self,
+        tenant: &str,
+        streams: &[u64],
+        filters: &[LineFilter],
+        origin: i64,
+        width: i64,
+        buckets: i64,
+    ) -> Result<Option<(Vec<BucketCount>, Vec<u64>)>> {
+        let _ = (tenant, streams, filters, origin, width, buckets);
+        Ok(None)
+    }
+
     /// Per stream, bucket and extracted key values, the samples of a range
     /// aggregation over a parsed pipeline (see [`pushdown`]). `None` when the store
     /// cannot answer exactly (the engine then scans).

@@ -40,6 +40,9 @@ pub struct AggPlan {
     pub keys: Vec<String>,
     /// The unwrapped label (plain float conversion).
     pub unwrap: Option<String>,
+    /// Whether line bytes are needed (`bytes_over_time`, `bytes_rate`); set by the
+    /// caller, `false` from [`plan`].
+    pub bytes: bool,
 }
 
 /// What [`super::LogStore::aggregate`] is asked.
@@ -188,6 +191,7 @@ pub fn plan(
         label_filter,
         keys,
         unwrap: unwrap_name,
+        bytes: false,
     })
 }
 

@@ -100,55 +100,62 @@ fn pattern_nodes(p: &str) -> Vec<Node> {
     nodes
 }
 
+/// Past any line: a capture that starts here is absent (`position` from beyond the
+/// end finds nothing).
+const BEYOND: u64 = 1 << 40;
+
 /// Loki's pattern matcher spelled with `position(line, literal, from)` (modern
-/// servers; byte offsets, 1-based, 0 = not found), as columns of the inner query:
-/// `pa{i}` where the capture at node `i` starts (0: the match stopped before it),
-/// `pf{i}` where the literal after it starts.
-fn pattern_chain(nodes: &[Node]) -> Vec<String> {
-    // one query layer per step: an alias used twice in one layer is expanded twice by
-    // the analyzer, so chaining aliases in one layer would grow exponentially
-    let mut layers = Vec::new();
-    let mut i = match nodes.first() {
+/// servers; byte offsets, 1-based): the start of the capture at node `at` (at or
+/// past [`BEYOND`] when the match stopped before it) and where the literal after it
+/// starts (0: not found). Each step refers to the previous one once (through a
+/// lambda), so the expression grows linearly (`x + n + intDiv(B, x*B + 1)` is
+/// `x + n`, or `B + n` when `x` is 0). Lines longer than 2^20 bytes are refused by the caller.
+fn pattern_positions(nodes: &[Node], at: usize) -> (String, Option<String>) {
+    let mut i = 0;
+    let mut a = match nodes.first() {
         Some(Node::Literal(l)) => {
-            layers.push(format!(
-                "if(startsWith(line, {}), {}, 0) AS pa1",
+            i = 1;
+            format!(
+                "if(startsWith(line, {}), {}, {BEYOND})",
                 quote(l),
                 l.len() + 1
-            ));
-            1
+            )
         }
-        _ => {
-            layers.push("if(line != '', 1, 0) AS pa0".to_string());
-            0
-        }
+        _ => format!("if(line != '', 1, {BEYOND})"),
     };
-    while let Some(Node::Literal(m)) = nodes.get(i + 1) {
-        layers.push(format!(
-            "if(pa{i} = 0, 0, position(line, {}, pa{i})) AS pf{i}",
-            quote(m)
-        ));
-        layers.push(format!(
-            "if(pf{i} = 0, 0, pf{i} + {}) AS pa{}",
-            m.len(),
-            i + 2
-        ));
+    loop {
+        let next = match nodes.get(i + 1) {
+            Some(Node::Literal(m)) => Some(m),
+            _ => None,
+        };
+        if i == at {
+            let f = next.map(|m| format!("position(line, {}, {a})", quote(m)));
+            return (a, f);
+        }
+        let Some(m) = next else {
+            return (BEYOND.to_string(), None);
+        };
+        let f = format!("position(line, {}, {a})", quote(m));
+        a = format!(
+            "arrayMap(x -> x + {} + intDiv({BEYOND}, x * {BEYOND} + 1), [{f}])[1]",
+            m.len()
+        );
         i += 2;
     }
-    layers
 }
 
-/// `(has, value)` of the capture at node `at`, over [`pattern_chain`]'s columns.
+/// `(has, value)` of the capture at node `at` on modern servers.
 fn pattern_by_position(nodes: &[Node], at: usize) -> (String, String) {
-    match nodes.get(at + 1) {
-        None => (format!("(pa{at} != 0)"), format!("substring(line, pa{at})")),
-        Some(Node::Literal(_)) => (
-            format!("(pa{at} != 0)"),
-            format!(
-                "if(pf{at} = 0, substring(line, pa{at}), substring(line, pa{at}, pf{at} - pa{at}))"
-            ),
-        ),
-        Some(Node::Capture(_)) => ("0".into(), "''".into()),
+    if matches!(nodes.get(at + 1), Some(Node::Capture(_))) {
+        return ("0".into(), "''".into());
     }
+    let (a, f) = pattern_positions(nodes, at);
+    let has = format!("({a} < {BEYOND})");
+    let value = match f {
+        None => format!("substring(line, {a})"),
+        Some(f) => format!("if({f} = 0, substring(line, {a}), substring(line, {a}, {f} - {a}))"),
+    };
+    (has, value)
 }
 
 /// `(has, value)` SQL of one label a parser may extract.
@@ -200,7 +207,7 @@ fn extracted(parser: &PushParser, name: &str, modern: bool) -> (String, String) 
             }
             let x = format!("extract(line, {})", quote(&re));
             if lead.is_empty() {
-                (format!("(line != '')"), x)
+                ("(line != '')".to_string(), x)
             } else {
                 (
                     format!("({x} != '')"),
@@ -315,17 +322,14 @@ pub(crate) fn aggregate_sql(
         .iter()
         .map(|k| extracted(&plan.parser, k, modern).1)
         .collect();
-    let mut src = format!(
+    let src = format!(
         "SELECT fingerprint, ts, line, metadata FROM entries
          WHERE tenant = ? AND fingerprint IN ({fps}) AND ts > {origin} AND ts <= {hi}{lines}"
     );
-    if let PushParser::Pattern(p) = &plan.parser
-        && modern
-    {
-        for col in pattern_chain(&pattern_nodes(p)) {
-            src = format!("SELECT *, {col} FROM ({src})");
-        }
-    }
+    let safe_line = match &plan.parser {
+        PushParser::Pattern(_) if modern => format!("({safe_line} AND length(line) <= 1048576)"),
+        _ => safe_line,
+    };
     let unsafe_row =
         format!("(metadata != '' OR NOT {safe_line} OR {unsafe_filter} OR {unsafe_unwrap})");
     Some(format!(
@@ -333,14 +337,19 @@ pub(crate) fn aggregate_sql(
                 toInt64(intDiv(ts - toInt64({origin}) - 1, toInt64({width})) + 1) AS bucket,
                 {keys} AS keys,
                 toUInt64(countIf(NOT bad_row)) AS count,
-                toUInt64(sumIf(length(line), NOT bad_row)) AS bytes,
+                {bytes} AS bytes,
                 toFloat64(sumIf(value, NOT bad_row)) AS sum,
                 toFloat64(minIf(value, NOT bad_row)) AS min,
                 toFloat64(maxIf(value, NOT bad_row)) AS max,
                 toUInt64(countIf(bad_row)) AS bad
-         FROM (SELECT *, {unsafe_row} AS bad_row, {value} AS value FROM ({src}))
+         FROM (SELECT fingerprint, ts, line, {unsafe_row} AS bad_row, {value} AS value FROM ({src}))
          WHERE bad_row OR ({pass} AND {present})
          GROUP BY fingerprint, bucket, keys",
+        bytes = if plan.bytes {
+            "toUInt64(sumIf(length(line), NOT bad_row))"
+        } else {
+            "toUInt64(0)"
+        },
         keys = if keys.is_empty() {
             "emptyArrayString()".to_string()
         } else {

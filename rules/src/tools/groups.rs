@@ -2,7 +2,8 @@
 //! `group_eval_order` (groups not named there first, as promtool's partial order
 //! puts them), and evaluated with [`crate::group::GroupEvaluator`] at each test step,
 //! their output written into the test store right after each rule, as Prometheus'
-//! rule manager appends it.
+//! rule manager appends it. `type: logs` groups query the test's log store
+//! ([`LogEnv`]) through the query engine, as the rules service does.
 
 use std::sync::RwLock;
 
@@ -12,9 +13,10 @@ use promql_parser::label::Matcher;
 use crate::RulesError;
 use crate::group::{GroupEvaluator, GroupOptions, QueryFn, Sample};
 use crate::promql::{Engine, Storage, Value};
-use crate::rulefile::{self, RuleExpr};
+use crate::rulefile::{self, GroupKind, RuleExpr};
 
 use super::storage::TestStorage;
+use super::streams::LogEnv;
 use super::testfile::TestGroup;
 
 /// The loaded groups, in evaluation order.
@@ -49,6 +51,7 @@ impl SharedStorage {
 struct TestQuery<'a> {
     engine: &'a Engine,
     st: &'a SharedStorage,
+    logs: Option<&'a LogEnv>,
 }
 
 impl QueryFn for TestQuery<'_> {
@@ -65,9 +68,12 @@ impl QueryFn for TestQuery<'_> {
                     "rule result is not a vector or scalar".into(),
                 )),
             },
-            RuleExpr::LogQL { .. } => Err(RulesError::Eval(
-                "log rules cannot be unit-tested with input_series".into(),
-            )),
+            RuleExpr::LogQL { text, expr } => match self.logs {
+                Some(env) => env.instant_expr(text, expr, t_ms),
+                None => Err(RulesError::Eval(
+                    "log rules need a test log store, which was not opened".into(),
+                )),
+            },
         }
     }
 
@@ -112,10 +118,23 @@ impl RuleGroups {
         Ok(RuleGroups { groups })
     }
 
+    /// Whether some group is a `type: logs` group (it needs a [`LogEnv`]).
+    pub fn has_log_groups(&self) -> bool {
+        self.groups
+            .iter()
+            .any(|g| g.group().kind == GroupKind::Logs)
+    }
+
     /// Evaluates every group at `ts`, in order; returns (rule name, error) for the
-    /// rules that failed.
-    pub fn eval(&mut self, engine: &Engine, st: &SharedStorage, ts: i64) -> Vec<(String, String)> {
-        let q = TestQuery { engine, st };
+    /// rules that failed. LogQL rules read `logs`.
+    pub fn eval(
+        &mut self,
+        engine: &Engine,
+        st: &SharedStorage,
+        logs: Option<&LogEnv>,
+        ts: i64,
+    ) -> Vec<(String, String)> {
+        let q = TestQuery { engine, st, logs };
         let mut errs = Vec::new();
         for g in &mut self.groups {
             errs.extend(g.eval(&q, ts).errors);

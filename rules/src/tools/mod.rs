@@ -4,7 +4,8 @@
 //! Prometheus 2.42, with the same output on the same streams and the same exit codes).
 //!
 //! Owned here: the unit-test file format ([`testfile`]), the expanding notation of
-//! input series ([`series`]), the test store ([`storage`]), the runner
+//! input series ([`series`]), the input log streams of log rules and their store
+//! ([`streams`]), the test store ([`storage`]), the runner
 //! ([`unittest`]), the checker ([`check`]) and Go's text formats that the output is
 //! made of ([`gofmt`]).
 
@@ -13,6 +14,7 @@ pub mod gofmt;
 pub mod groups;
 pub mod series;
 pub mod storage;
+pub mod streams;
 pub mod testfile;
 pub mod unittest;
 

@@ -1,6 +1,8 @@
 //! promtool's unit-test file format (Prometheus 2.42): the YAML structures, read
 //! strictly (unknown fields are errors, as with `yaml.UnmarshalStrict`), with
-//! durations in Prometheus' notation.
+//! durations in Prometheus' notation. Argus adds, for `type: logs` rule groups,
+//! `input_streams` (log lines, expanded by [`super::streams`]) and
+//! `logql_expr_test` (the LogQL twin of `promql_expr_test`).
 
 use std::collections::BTreeMap;
 
@@ -30,10 +32,16 @@ pub struct TestGroup {
     pub interval: i64,
     #[serde(default, deserialize_with = "null_default")]
     pub input_series: Vec<InputSeries>,
+    /// Log streams for `type: logs` groups (Argus' addition).
+    #[serde(default, deserialize_with = "null_default")]
+    pub input_streams: Vec<InputStream>,
     #[serde(default, deserialize_with = "null_default")]
     pub alert_rule_test: Vec<AlertTestCase>,
     #[serde(default, deserialize_with = "null_default")]
     pub promql_expr_test: Vec<PromqlTestCase>,
+    /// LogQL metric queries and their expected samples (Argus' addition).
+    #[serde(default, deserialize_with = "null_default")]
+    pub logql_expr_test: Vec<PromqlTestCase>,
     #[serde(default, deserialize_with = "string_map")]
     pub external_labels: BTreeMap<String, String>,
     #[serde(default, deserialize_with = "scalar_string")]
@@ -50,6 +58,58 @@ pub struct InputSeries {
     pub series: String,
     #[serde(default, deserialize_with = "scalar_string")]
     pub values: String,
+}
+
+/// One input log stream: its labels in metric notation (`{app="a", level="error"}`),
+/// its lines in the notation of [`super::streams`] and structured metadata given to
+/// every line.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InputStream {
+    #[serde(default, deserialize_with = "scalar_string")]
+    pub labels: String,
+    #[serde(default, deserialize_with = "null_default")]
+    pub lines: Vec<LineEntry>,
+    #[serde(default, deserialize_with = "string_map")]
+    pub structured_metadata: BTreeMap<String, String>,
+}
+
+/// One entry of `lines`: a text (placed at the next step, with the `_` and `xN`
+/// shorthands) or a line with an explicit time.
+#[derive(Debug, Clone)]
+pub enum LineEntry {
+    Text(String),
+    Timed(TimedLine),
+}
+
+impl<'de> Deserialize<'de> for LineEntry {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        // Read as a value first so that a mapping's own errors (unknown fields) are
+        // reported as such rather than as "no variant matched".
+        match serde_yaml_ng::Value::deserialize(d)? {
+            serde_yaml_ng::Value::Mapping(m) => {
+                TimedLine::deserialize(serde_yaml_ng::Value::Mapping(m))
+                    .map(LineEntry::Timed)
+                    .map_err(serde::de::Error::custom)
+            }
+            v => Scalar::deserialize(v)
+                .map(|s| LineEntry::Text(s.text()))
+                .map_err(|_| serde::de::Error::custom("a line is a text or a mapping with `line`")),
+        }
+    }
+}
+
+/// `{at: 1m30s, line: "…", structured_metadata: {…}}`; without `at` the line takes
+/// the next step.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TimedLine {
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub at: Option<i64>,
+    #[serde(default, deserialize_with = "scalar_string")]
+    pub line: String,
+    #[serde(default, deserialize_with = "string_map")]
+    pub structured_metadata: BTreeMap<String, String>,
 }
 
 /// The alerts expected to be firing for one alert name at one time.
@@ -147,6 +207,15 @@ fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
     }
 }
 
+fn opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    match Option::<Scalar>::deserialize(d)? {
+        None => Ok(None),
+        Some(s) => parse_model_duration(&s.text())
+            .map(Some)
+            .map_err(serde::de::Error::custom),
+    }
+}
+
 /// Reads a unit-test file, with an error text shaped like yaml.v2's.
 pub fn parse(text: &str) -> Result<UnitTestFile, String> {
     serde_yaml_ng::from_str::<Option<UnitTestFile>>(text)
@@ -172,6 +241,10 @@ fn yaml_error_text(e: &serde_yaml_ng::Error) -> String {
             "unitTestFile"
         } else if msg.contains("`input_series`") {
             "testGroup"
+        } else if msg.contains("`lines`") {
+            "inputStream"
+        } else if msg.contains("`at`") {
+            "timedLine"
         } else if msg.contains("`values`") {
             "series"
         } else if msg.contains("`alertname`") {

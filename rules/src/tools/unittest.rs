@@ -9,6 +9,12 @@
 //! as sorted sets) with the expected ones; finally every `promql_expr_test` is
 //! evaluated on the store at its `eval_time` and compared exactly (floats with `==`, so
 //! NaN never matches). Failure texts are promtool's, byte for byte.
+//!
+//! Log rules (Argus): a group's `input_streams` are written to a temporary log store
+//! ([`super::streams`]) before the first step; `type: logs` rule groups are evaluated
+//! on it through the query engine at the same steps as metric groups, their alerts
+//! tested by the same `alert_rule_test`; `logql_expr_test` cases run after the
+//! `promql_expr_test` ones and fail with the same texts.
 
 use std::path::{Path, PathBuf};
 
@@ -23,7 +29,8 @@ use super::gofmt::{
 use super::groups::{RuleGroups, SharedStorage};
 use super::series::{SeqValue, parse_metric, parse_series_desc};
 use super::storage::TestStorage;
-use super::testfile::{self, TestGroup, UnitTestFile};
+use super::streams::{LogEnv, expand_streams};
+use super::testfile::{self, ExpSample, TestGroup, UnitTestFile};
 
 /// Options of a test run.
 #[derive(Debug, Clone, Default)]
@@ -208,7 +215,10 @@ fn wildcard(p: &[u8], s: &[u8]) -> bool {
 /// The input series of a test group, expanded: promtool's `load <interval>` text,
 /// read line by line as Prometheus' test loader does (a later definition of the same
 /// series replaces an earlier one; an empty line ends the load).
-fn load_series(tg: &TestGroup) -> Result<Vec<(Labels, Vec<(i64, f64)>)>, String> {
+/// An input series: labels and samples (ms, value), ascending.
+type LoadedSeries = (Labels, Vec<(i64, f64)>);
+
+fn load_series(tg: &TestGroup) -> Result<Vec<LoadedSeries>, String> {
     let mut text = format!("load {}\n", short_duration(tg.interval));
     for s in &tg.input_series {
         text.push_str(&format!("  {} {}\n", s.series, s.values));
@@ -224,7 +234,7 @@ fn load_series(tg: &TestGroup) -> Result<Vec<(Labels, Vec<(i64, f64)>)>, String>
             }
         })
         .collect();
-    let mut out: Vec<(Labels, Vec<(i64, f64)>)> = Vec::new();
+    let mut out: Vec<LoadedSeries> = Vec::new();
     // lines[0] is the load command.
     for (i, line) in lines.iter().enumerate().skip(1) {
         if line.is_empty() {
@@ -264,6 +274,7 @@ fn max_eval_time(tg: &TestGroup) -> i64 {
         .iter()
         .map(|a| a.eval_time)
         .chain(tg.promql_expr_test.iter().map(|p| p.eval_time))
+        .chain(tg.logql_expr_test.iter().map(|p| p.eval_time))
         .max()
         .unwrap_or(0)
         .max(0)
@@ -290,6 +301,24 @@ fn run_group(
     };
     let eval_interval = f.evaluation_interval;
     let maxt = max_eval_time(tg);
+    // Log lines step by the group's interval, or the evaluation interval without one.
+    let stream_step = if tg.interval > 0 {
+        tg.interval
+    } else {
+        eval_interval
+    };
+    let streams = match expand_streams(&tg.input_streams, stream_step) {
+        Ok(s) => s,
+        Err(e) => return vec![e],
+    };
+    let logs = if !streams.is_empty() || !tg.logql_expr_test.is_empty() || groups.has_log_groups() {
+        match LogEnv::open(&streams) {
+            Ok(env) => Some(env),
+            Err(e) => return vec![e],
+        }
+    } else {
+        None
+    };
 
     for a in &tg.alert_rule_test {
         if a.alertname.is_empty() {
@@ -324,7 +353,7 @@ fn run_group(
             }
         }
         let eval_errs: Vec<String> = groups
-            .eval(&engine, &st, ts)
+            .eval(&engine, &st, logs.as_ref(), ts)
             .into_iter()
             .map(|(rule, err)| {
                 format!(
@@ -382,47 +411,72 @@ fn run_group(
         ts += eval_interval;
     }
 
-    'outer: for tc in &tg.promql_expr_test {
-        let time = model_duration_string(tc.eval_time);
-        let got = match query(&engine, &st, &tc.expr, tc.eval_time) {
-            Ok(v) => v,
-            Err(e) => {
-                errs.push(format!(
-                    "    expr: {}, time: {time}, err: {e}",
-                    go_quote(&tc.expr)
-                ));
-                continue;
-            }
-        };
-        let mut exp: Vec<(Labels, f64)> = Vec::new();
-        for s in &tc.exp_samples {
-            match parse_metric(&s.labels) {
-                Ok(l) => exp.push((l, s.value)),
-                Err(e) => {
-                    errs.push(format!(
-                        "    expr: {}, time: {time}, err: labels {}: {e}",
-                        go_quote(&tc.expr),
-                        go_quote(&s.labels)
-                    ));
-                    continue 'outer;
-                }
-            }
-        }
-        let mut got = got;
-        exp.sort_by(|a, b| a.0.cmp(&b.0));
-        got.sort_by(|a, b| a.0.cmp(&b.0));
-        let equal =
-            exp.len() == got.len() && exp.iter().zip(&got).all(|(e, g)| e.0 == g.0 && e.1 == g.1);
-        if !equal {
-            errs.push(format!(
-                "    expr: {}, time: {time},\n        exp: {}\n        got: {}",
-                go_quote(&tc.expr),
-                samples_string(&exp),
-                samples_string(&got)
+    for tc in &tg.promql_expr_test {
+        let got = query(&engine, &st, &tc.expr, tc.eval_time);
+        errs.extend(compare_samples(
+            &tc.expr,
+            tc.eval_time,
+            got,
+            &tc.exp_samples,
+        ));
+    }
+    if let Some(env) = &logs {
+        for tc in &tg.logql_expr_test {
+            let got = env.query(&tc.expr, tc.eval_time);
+            errs.extend(compare_samples(
+                &tc.expr,
+                tc.eval_time,
+                got,
+                &tc.exp_samples,
             ));
         }
     }
     errs
+}
+
+/// Compares an expression's result with the expected samples (as sets, floats with
+/// `==`); promtool's failure text when they differ or the query failed.
+fn compare_samples(
+    expr: &str,
+    eval_time: i64,
+    got: Result<Vec<(Labels, f64)>, String>,
+    exp_samples: &[ExpSample],
+) -> Option<String> {
+    let time = model_duration_string(eval_time);
+    let mut got = match got {
+        Ok(v) => v,
+        Err(e) => {
+            return Some(format!(
+                "    expr: {}, time: {time}, err: {e}",
+                go_quote(expr)
+            ));
+        }
+    };
+    let mut exp: Vec<(Labels, f64)> = Vec::new();
+    for s in exp_samples {
+        match parse_metric(&s.labels) {
+            Ok(l) => exp.push((l, s.value)),
+            Err(e) => {
+                return Some(format!(
+                    "    expr: {}, time: {time}, err: labels {}: {e}",
+                    go_quote(expr),
+                    go_quote(&s.labels)
+                ));
+            }
+        }
+    }
+    exp.sort_by(|a, b| a.0.cmp(&b.0));
+    got.sort_by(|a, b| a.0.cmp(&b.0));
+    let equal =
+        exp.len() == got.len() && exp.iter().zip(&got).all(|(e, g)| e.0 == g.0 && e.1 == g.1);
+    (!equal).then(|| {
+        format!(
+            "    expr: {}, time: {time},\n        exp: {}\n        got: {}",
+            go_quote(expr),
+            samples_string(&exp),
+            samples_string(&got)
+        )
+    })
 }
 
 /// Evaluates an expression as promtool's `query` does: a vector, or a scalar as one
