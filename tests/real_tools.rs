@@ -250,9 +250,9 @@ async fn rsyslog_forwards_to_the_syslog_receiver() {
         if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", input)) {
             use std::io::Write;
             for i in 0..5 {
-                write!(
+                writeln!(
                     s,
-                    "<14>1 2026-11-26T01:00:0{i}.000Z web01 shop 42 ID7 - order {i} placed\n"
+                    "<14>1 2026-11-26T01:00:0{i}.000Z web01 shop 42 ID7 - order {i} placed"
                 )
                 .unwrap();
             }

@@ -8,6 +8,9 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
+/// `(ts ns, line, structured metadata)` of one test entry.
+type EntryWithMetadata<'a> = (i64, &'a str, Vec<(&'a str, &'a str)>);
+
 use argus_query::engine::{Engine, Limits, QueryData, QueryKind, QueryParams, Series};
 use argus_query::error::Result;
 use argus_query::logql::ast::*;
@@ -47,7 +50,7 @@ impl MemStore {
         );
     }
 
-    fn add_md(&self, labels: &[(&str, &str)], entries: &[(i64, &str, Vec<(&str, &str)>)]) {
+    fn add_md(&self, labels: &[(&str, &str)], entries: &[EntryWithMetadata<'_>]) {
         let labels = Labels::from_pairs(labels.iter().copied());
         let fp = labels.fingerprint().0;
         let mut streams = self.streams.lock().unwrap();

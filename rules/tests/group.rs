@@ -17,10 +17,13 @@ fn labels(pairs: &[(&str, &str)]) -> Labels {
     Labels::from_pairs(pairs.iter().copied())
 }
 
+/// The answer set for one expression: samples, or an error text.
+type Answer = Result<Vec<(Labels, f64)>, String>;
+
 /// Answers each expression with the samples set for it; records what rules write.
 #[derive(Default)]
 struct Fake {
-    results: RefCell<HashMap<String, Result<Vec<(Labels, f64)>, String>>>,
+    results: RefCell<HashMap<String, Answer>>,
     queried_at: RefCell<Vec<(String, i64)>>,
     recorded: RefCell<Vec<Sample>>,
 }

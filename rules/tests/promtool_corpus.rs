@@ -36,7 +36,7 @@ fn corpus_verdicts_follow_file_names() {
                 out.starts_with(&format!("Unit Testing:  {}\n", f.display())),
                 "{out}"
             );
-            if expect_fail != !r.ok() || (expect_fail && !r.stderr().starts_with("  FAILED:\n")) {
+            if expect_fail == r.ok() || (expect_fail && !r.stderr().starts_with("  FAILED:\n")) {
                 wrong.push(format!("{compat:?} {}:\n{}", f.display(), r.render()));
             }
         }
