@@ -2,8 +2,8 @@
 //! (PromQL) and logs and events (LogQL), the alert state machine, silences and
 //! inhibition, and the Prometheus and Alertmanager HTTP APIs.
 
-pub mod alert_store;
 pub mod alert;
+pub mod alert_store;
 pub mod am_api;
 pub mod config;
 pub mod error;
@@ -14,9 +14,9 @@ pub mod prom_api;
 pub mod promql;
 pub mod rulefile;
 pub mod service;
+pub mod silences;
 pub mod template;
 pub mod tools;
-pub mod silences;
 pub mod window;
 
 pub use error::RulesError;
