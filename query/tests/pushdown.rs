@@ -57,6 +57,7 @@ impl LogStore for Counting {
             .bucket_counts(tenant, streams, filters, origin, width, buckets)
             .await
     }
+    #[allow(clippy::too_many_arguments)]
     async fn bucket_counts_with_metadata(
         &self,
         tenant: &str,
@@ -65,9 +66,12 @@ impl LogStore for Counting {
         origin: i64,
         width: i64,
         buckets: i64,
+        with_bytes: bool,
     ) -> Result<Option<(Vec<BucketCount>, Vec<u64>)>> {
         self.inner
-            .bucket_counts_with_metadata(tenant, streams, filters, origin, width, buckets)
+            .bucket_counts_with_metadata(
+                tenant, streams, filters, origin, width, buckets, with_bytes,
+            )
             .await
     }
     async fn aggregate(&self, req: &AggRequest<'_>) -> Result<Option<Vec<AggRow>>> {
@@ -219,6 +223,7 @@ fn queries() -> Vec<(String, bool)> {
         // streams lacking `pod`, without metadata (or with it only on filtered-out rows)
         r#"sum by (pod) (count_over_time({app=~"api|dirty"} [10m]))"#,
         r#"sum by (pod) (rate({app=~"api|meta"} |= "404" [5m]))"#,
+        r#"sum by (pod) (bytes_over_time({app=~"api|dirty"} [10m]))"#,
     ]
     .iter()
     .map(|s| (s.to_string(), true))

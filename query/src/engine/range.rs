@@ -210,7 +210,15 @@ async fn try_buckets(
     } else {
         let Some((counts, with_meta)) = ctx
             .store
-            .bucket_counts_with_metadata(ctx.tenant, &fps, &filters, origin, width, buckets)
+            .bucket_counts_with_metadata(
+                ctx.tenant,
+                &fps,
+                &filters,
+                origin,
+                width,
+                buckets,
+                matches!(op, RangeOp::BytesOverTime | RangeOp::BytesRate),
+            )
             .await?
         else {
             return Ok(None);

@@ -790,6 +790,7 @@ impl LogStore for ClickHouseStore {
         Ok(Some(out))
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn bucket_counts_with_metadata(
         &self,
         tenant: &str,
@@ -798,6 +799,7 @@ impl LogStore for ClickHouseStore {
         origin: i64,
         width: i64,
         buckets: i64,
+        with_bytes: bool,
     ) -> Result<Option<(Vec<BucketCount>, Vec<u64>)>> {
         let (filters, exact) = filter_sql(filters, self.features.modern);
         if !exact || width <= 0 || buckets <= 0 {
@@ -813,12 +815,17 @@ impl LogStore for ClickHouseStore {
             let sql = format!(
                 "SELECT fingerprint,
                         toInt64(intDiv(ts - toInt64({origin}) - 1, toInt64({width})) + 1) AS bucket,
-                        toUInt64(count()) AS lines, toUInt64(sum(length(line))) AS bytes,
+                        toUInt64(count()) AS lines, {bytes} AS bytes,
                         toUInt64(countIf(metadata != '')) AS meta
                  FROM entries
                  WHERE tenant = ? AND fingerprint IN ({list}) AND ts > {origin} AND ts <= {hi}{filters}
                  GROUP BY fingerprint, bucket ORDER BY fingerprint, bucket",
                 list = fp_list(chunk),
+                bytes = if with_bytes {
+                    "toUInt64(sum(length(line)))"
+                } else {
+                    "toUInt64(0)"
+                },
             );
             let rows: Vec<BucketMetaRow> = self.db.query(&sql).bind(tenant).fetch_all().await?;
             for r in rows {

@@ -163,7 +163,9 @@ pub trait LogStore: Send + Sync + 'static {
 
     /// [`LogStore::bucket_counts`] plus the fingerprints among `streams` that have a
     /// counted row (in range, after `filters`) carrying structured metadata, computed
-    /// in the same pass. `None` when the store cannot answer (the engine falls back).
+    /// in the same pass; `bytes` 0 unless `with_bytes`. `None` when the store cannot
+    /// answer (the engine falls back).
+    #[allow(clippy::too_many_arguments)]
     async fn bucket_counts_with_metadata(
         &self,
         tenant: &str,
@@ -172,8 +174,9 @@ pub trait LogStore: Send + Sync + 'static {
         origin: i64,
         width: i64,
         buckets: i64,
+        with_bytes: bool,
     ) -> Result<Option<(Vec<BucketCount>, Vec<u64>)>> {
-        let _ = (tenant, streams, filters, origin, width, buckets);
+        let _ = (tenant, streams, filters, origin, width, buckets, with_bytes);
         Ok(None)
     }
 
