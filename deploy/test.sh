@@ -105,6 +105,6 @@ done
 
 section cargo test "${workspace[@]}" "${cargo_args[@]}" -- "${test_args[@]}"
 rc=0
-cargo test "${workspace[@]}" "${cargo_args[@]}" -- "${test_args[@]}" || rc=$?
+cargo test --no-fail-fast "${workspace[@]}" "${cargo_args[@]}" -- "${test_args[@]}" || rc=$?
 section "cargo test exit status: $rc"
 exit "$rc"

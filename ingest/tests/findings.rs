@@ -203,7 +203,7 @@ async fn falco_alert_is_normalised_deduplicated_and_mapped() {
 }
 
 fn trivy_expected() -> Vec<SecurityFinding> {
-    let res = image_resource("nginx:1.25.3", NGINX_DIGEST);
+    let res = image_resource("docker.io/library/nginx:1.25.3", NGINX_DIGEST);
     let f = |kind, severity, id: &str, title: &str| SecurityFinding {
         source: FindingSource::Trivy,
         kind,
@@ -314,7 +314,7 @@ async fn trivy_operator_vulnerability_report() {
             source: FindingSource::Trivy,
             kind: FindingKind::Vulnerability,
             severity: Severity::Critical,
-            resource: image_resource("index.docker.io/library/nginx:1.25.3", NGINX_DIGEST),
+            resource: image_resource("docker.io/library/nginx:1.25.3", NGINX_DIGEST),
             id: "CVE-2024-45492".into(),
             title: "libexpat: integer overflow".into(),
             package: Some("libexpat1".into()),

@@ -522,8 +522,18 @@ async fn running_by_path(
 /// `docker.io`. Tags and digests are kept as they are; a missing tag is not invented.
 pub fn normalize_image(image: &str) -> String {
     let image = image.trim();
-    if image.is_empty() {
-        return String::new();
+    // Empty, or a bare content digest (`sha256:<hex>`, what Clair reports without
+    // `?image=`): not a name, left as it is.
+    let bare_digest = image.split_once(':').is_some_and(|(alg, hex)| {
+        !alg.is_empty()
+            && alg
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+            && hex.len() >= 32
+            && hex.bytes().all(|b| b.is_ascii_hexdigit())
+    });
+    if image.is_empty() || bare_digest {
+        return image.to_string();
     }
     let (first, rest) = match image.split_once('/') {
         Some((f, r)) => (f, Some(r)),
@@ -571,6 +581,10 @@ mod tests {
             ),
             ("localhost/app:1", "localhost/app:1"),
             ("registry.k8s.io/pause:3.9", "registry.k8s.io/pause:3.9"),
+            (
+                "sha256:4c0fdaa8b6341bfdeca5f18f7837462c80cff90527ee35ef185571e1c327beac",
+                "sha256:4c0fdaa8b6341bfdeca5f18f7837462c80cff90527ee35ef185571e1c327beac",
+            ),
             ("", ""),
         ] {
             assert_eq!(normalize_image(given), want, "{given}");
