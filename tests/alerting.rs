@@ -227,35 +227,17 @@ async fn example_rule_alerts_on_a_critical_vulnerability_in_a_running_image() {
         &["--config", cfg.to_str().unwrap()],
     );
     let c = reqwest::Client::new();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as i64;
-    let today = common::rfc3339(now / 1_000_000_000);
-    let fixtures = repo.join("ingest/tests/fixtures/findings");
     // Trivy names the image `nginx:1.25.3`, Falco `docker.io/library/nginx:1.25.3`.
-    for (kind, file) in [
-        ("trivy", "trivy_nginx.json"),
-        ("falco", "falco_terminal_shell.json"),
-    ] {
-        let body = std::fs::read_to_string(fixtures.join(file))
-            .unwrap()
-            .replace("2024-09-10T08:15:30.123456789Z", &today)
-            .replace("2024-05-14T09:12:45.123456789Z", &today)
-            .replace("1715677965123456789", &now.to_string());
-        let r = c
-            .post(format!("{}/api/v1/findings/{kind}", argus.url))
-            .header("content-type", "application/json")
-            .body(body)
-            .send()
-            .await
-            .unwrap();
-        assert!(
-            r.status().is_success(),
-            "{kind}: {}",
-            r.text().await.unwrap()
-        );
-    }
+    common::post_findings(
+        &c,
+        &argus.url,
+        common::now_ns(),
+        &[
+            ("trivy", "trivy_nginx.json"),
+            ("falco", "falco_terminal_shell.json"),
+        ],
+    )
+    .await;
     let v = wait_for(&c, &format!("{}/api/v1/alerts", argus.url), |v| {
         v["data"]["alerts"].as_array().is_some_and(|a| {
             a.iter().any(|a| {

@@ -370,41 +370,18 @@ async fn security_findings_are_queryable_as_log_streams() {
     let dir = tempfile::tempdir().unwrap();
     let argus = start(&dir.path().join("data"), &[]);
     let c = reqwest::Client::new();
-    let fixtures =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("ingest/tests/fixtures/findings");
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as i64;
-    // The fixtures are real reports from 2024; make them today's scans.
-    let today = rfc3339(now / 1_000_000_000);
-    for (kind, file) in [
-        ("trivy", "trivy_nginx.json"),
-        ("clair", "clair_report.json"),
-        ("falco", "falco_terminal_shell.json"),
-    ] {
-        let body = std::fs::read_to_string(fixtures.join(file))
-            .unwrap()
-            .replace("2024-09-10T08:15:30.123456789Z", &today)
-            .replace("2024-05-14T09:12:45.123456789Z", &today)
-            .replace("1715677965123456789", &now.to_string());
-        let r = c
-            .post(format!("{}/api/v1/findings/{kind}", argus.url))
-            .header("content-type", "application/json")
-            .body(body)
-            .send()
-            .await
-            .unwrap();
-        assert!(
-            r.status().is_success(),
-            "{kind}: {}",
-            r.text().await.unwrap()
-        );
-    }
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as i64;
+    let now = common::now_ns();
+    common::post_findings(
+        &c,
+        &argus.url,
+        now,
+        &[
+            ("trivy", "trivy_nginx.json"),
+            ("clair", "clair_report.json"),
+            ("falco", "falco_terminal_shell.json"),
+        ],
+    )
+    .await;
     let range = |q: &str| {
         vec![
             ("query", q.to_string()),

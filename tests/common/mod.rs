@@ -133,3 +133,39 @@ pub fn rfc3339(secs: i64) -> String {
         rem % 60
     )
 }
+
+/// Unix nanoseconds now.
+pub fn now_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as i64
+}
+
+/// Posts the finding fixtures (`(receiver, file)` under `ingest/tests/fixtures/findings`)
+/// as today's scans: the fixtures are real reports from 2024, their times are moved to
+/// `now_ns`.
+pub async fn post_findings(c: &reqwest::Client, url: &str, now_ns: i64, docs: &[(&str, &str)]) {
+    let fixtures =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("ingest/tests/fixtures/findings");
+    let today = rfc3339(now_ns / 1_000_000_000);
+    for (kind, file) in docs {
+        let body = std::fs::read_to_string(fixtures.join(file))
+            .unwrap()
+            .replace("2024-09-10T08:15:30.123456789Z", &today)
+            .replace("2024-05-14T09:12:45.123456789Z", &today)
+            .replace("1715677965123456789", &now_ns.to_string());
+        let r = c
+            .post(format!("{url}/api/v1/findings/{kind}"))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            r.status().is_success(),
+            "{kind}: {}",
+            r.text().await.unwrap()
+        );
+    }
+}
