@@ -201,12 +201,14 @@ struct ScanRow {
     metadata: String,
 }
 
-#[derive(Row, Deserialize)]
-struct BucketRow {
-    fingerprint: u64,
-    bucket: i64,
-    lines: u64,
-    bytes: u64,
+/// What `bucket_rows` computes.
+#[derive(Debug, Clone, Copy)]
+struct BucketSpec {
+    origin: i64,
+    width: i64,
+    buckets: i64,
+    with_bytes: bool,
+    with_metadata: bool,
 }
 
 #[derive(Row, Deserialize)]
@@ -335,6 +337,67 @@ fn labels_from_json(s: &str) -> Result<Labels> {
 }
 
 impl ClickHouseStore {
+    /// Lines (and bytes, and whether any row carries structured metadata) per stream and
+    /// bucket `(origin + (i-1)*width, origin + i*width]`, after `filters`; `None` when a
+    /// filter cannot be applied exactly in SQL. Columns not asked for are not read.
+    async fn bucket_rows(
+        &self,
+        tenant: &str,
+        streams: &[u64],
+        filters: &[LineFilter],
+        spec: BucketSpec,
+    ) -> Result<Option<(Vec<BucketCount>, Vec<u64>)>> {
+        let BucketSpec {
+            origin,
+            width,
+            buckets,
+            ..
+        } = spec;
+        let (filters, exact) = filter_sql(filters, self.features.modern);
+        if !exact || width <= 0 || buckets <= 0 {
+            return Ok(None);
+        }
+        let hi = origin.saturating_add(width.saturating_mul(buckets));
+        let mut fps = streams.to_vec();
+        fps.sort_unstable();
+        fps.dedup();
+        let mut out = Vec::new();
+        let mut with_meta = Vec::new();
+        for chunk in fps.chunks(FP_CHUNK) {
+            let sql = format!(
+                "SELECT fingerprint,
+                        toInt64(intDiv(ts - toInt64({origin}) - 1, toInt64({width})) + 1) AS bucket,
+                        toUInt64(count()) AS lines, {bytes} AS bytes, {meta} AS meta
+                 FROM entries
+                 WHERE tenant = ? AND fingerprint IN ({list}) AND ts > {origin} AND ts <= {hi}{filters}
+                 GROUP BY fingerprint, bucket ORDER BY fingerprint, bucket",
+                list = fp_list(chunk),
+                bytes = if spec.with_bytes {
+                    "toUInt64(sum(length(line)))"
+                } else {
+                    "toUInt64(0)"
+                },
+                meta = if spec.with_metadata {
+                    "toUInt64(countIf(metadata != ''))"
+                } else {
+                    "toUInt64(0)"
+                },
+            );
+            let rows: Vec<BucketMetaRow> = self.db.query(&sql).bind(tenant).fetch_all().await?;
+            for r in rows {
+                if r.meta > 0 && with_meta.last() != Some(&r.fingerprint) {
+                    with_meta.push(r.fingerprint);
+                }
+                out.push(BucketCount {
+                    fingerprint: r.fingerprint,
+                    bucket: r.bucket,
+                    lines: r.lines,
+                    bytes: r.bytes,
+                });
+            }
+        }
+        Ok(Some((out, with_meta)))
+    }
     /// Connects and reads the server version (the database need not exist yet; call
     /// [`ClickHouseStore::ensure_schema`]).
     pub async fn connect(cfg: ClickHouseConfig) -> Result<Self> {
@@ -760,34 +823,17 @@ impl LogStore for ClickHouseStore {
         width: i64,
         buckets: i64,
     ) -> Result<Option<Vec<BucketCount>>> {
-        let (filters, exact) = filter_sql(filters, self.features.modern);
-        if !exact || width <= 0 || buckets <= 0 {
-            return Ok(None);
-        }
-        let hi = origin.saturating_add(width.saturating_mul(buckets));
-        let mut fps = streams.to_vec();
-        fps.sort_unstable();
-        fps.dedup();
-        let mut out = Vec::new();
-        for chunk in fps.chunks(FP_CHUNK) {
-            let sql = format!(
-                "SELECT fingerprint,
-                        toInt64(intDiv(ts - toInt64({origin}) - 1, toInt64({width})) + 1) AS bucket,
-                        toUInt64(count()) AS lines, toUInt64(sum(length(line))) AS bytes
-                 FROM entries
-                 WHERE tenant = ? AND fingerprint IN ({list}) AND ts > {origin} AND ts <= {hi}{filters}
-                 GROUP BY fingerprint, bucket ORDER BY fingerprint, bucket",
-                list = fp_list(chunk),
-            );
-            let rows: Vec<BucketRow> = self.db.query(&sql).bind(tenant).fetch_all().await?;
-            out.extend(rows.into_iter().map(|r| BucketCount {
-                fingerprint: r.fingerprint,
-                bucket: r.bucket,
-                lines: r.lines,
-                bytes: r.bytes,
-            }));
-        }
-        Ok(Some(out))
+        let spec = BucketSpec {
+            origin,
+            width,
+            buckets,
+            with_bytes: true,
+            with_metadata: false,
+        };
+        Ok(self
+            .bucket_rows(tenant, streams, filters, spec)
+            .await?
+            .map(|(counts, _)| counts))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -801,46 +847,14 @@ impl LogStore for ClickHouseStore {
         buckets: i64,
         with_bytes: bool,
     ) -> Result<Option<(Vec<BucketCount>, Vec<u64>)>> {
-        let (filters, exact) = filter_sql(filters, self.features.modern);
-        if !exact || width <= 0 || buckets <= 0 {
-            return Ok(None);
-        }
-        let hi = origin.saturating_add(width.saturating_mul(buckets));
-        let mut fps = streams.to_vec();
-        fps.sort_unstable();
-        fps.dedup();
-        let mut out = Vec::new();
-        let mut with_meta = Vec::new();
-        for chunk in fps.chunks(FP_CHUNK) {
-            let sql = format!(
-                "SELECT fingerprint,
-                        toInt64(intDiv(ts - toInt64({origin}) - 1, toInt64({width})) + 1) AS bucket,
-                        toUInt64(count()) AS lines, {bytes} AS bytes,
-                        toUInt64(countIf(metadata != '')) AS meta
-                 FROM entries
-                 WHERE tenant = ? AND fingerprint IN ({list}) AND ts > {origin} AND ts <= {hi}{filters}
-                 GROUP BY fingerprint, bucket ORDER BY fingerprint, bucket",
-                list = fp_list(chunk),
-                bytes = if with_bytes {
-                    "toUInt64(sum(length(line)))"
-                } else {
-                    "toUInt64(0)"
-                },
-            );
-            let rows: Vec<BucketMetaRow> = self.db.query(&sql).bind(tenant).fetch_all().await?;
-            for r in rows {
-                if r.meta > 0 && with_meta.last() != Some(&r.fingerprint) {
-                    with_meta.push(r.fingerprint);
-                }
-                out.push(BucketCount {
-                    fingerprint: r.fingerprint,
-                    bucket: r.bucket,
-                    lines: r.lines,
-                    bytes: r.bytes,
-                });
-            }
-        }
-        Ok(Some((out, with_meta)))
+        let spec = BucketSpec {
+            origin,
+            width,
+            buckets,
+            with_bytes,
+            with_metadata: true,
+        };
+        self.bucket_rows(tenant, streams, filters, spec).await
     }
 
     async fn aggregate(&self, req: &AggRequest<'_>) -> Result<Option<Vec<AggRow>>> {
