@@ -78,6 +78,7 @@ start ARGUS_TEST_PROMETHEUS prometheus "${ARGUS_PROMETHEUS_PORT:-19090}" \
 export ARGUS_TEST_PROMETHEUS_BIN=/usr/bin/prometheus
 export ARGUS_TEST_PROMTOOL=/usr/bin/promtool
 export ARGUS_TEST_AMTOOL=/usr/bin/amtool
+export ARGUS_TEST_ALERTMANAGER=/usr/bin/prometheus-alertmanager
 export ARGUS_TEST_KAFKA_START="$REPO/deploy/start-kafka.sh $kafka_port"
 # The restart test crashes the broker (SIGKILL): tansu 0.6.0's SIGTERM path stops its
 # storage task before its listener, panics in the group coordinator, and after such a

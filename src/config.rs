@@ -42,6 +42,9 @@ pub struct Config {
     /// Alertmanager-compatible silences, inhibition and alert API.
     #[serde(default)]
     pub alertmanager: argus_rules::am_api::AlertmanagerConfig,
+    /// The notifier: the Alertmanager-format routing file, retries, instance name.
+    #[serde(default)]
+    pub notifier: argus_notifier::service::NotifierConfig,
 }
 
 /// `ingest:` in the config file.
@@ -107,6 +110,7 @@ pub struct Settings {
     pub query: argus_query::config::QueryConfig,
     pub rules: argus_rules::config::RulesConfig,
     pub alertmanager: argus_rules::am_api::AlertmanagerConfig,
+    pub notifier: argus_notifier::service::NotifierConfig,
 }
 
 /// A configuration error, already phrased for people: `file:line:col: key: message`.
@@ -189,6 +193,18 @@ impl Config {
         if let Err(e) = self.alertmanager.validate() {
             return Err(at("alertmanager", &e.to_string()));
         }
+        match self.notifier.validate(None) {
+            Err(e) => return Err(at("notifier", &e.to_string())),
+            Ok(n) if !n.file.inhibit_rules.is_empty()
+                && !self.alertmanager.inhibit_rules.is_empty() =>
+            {
+                return Err(at(
+                    "alertmanager.inhibit_rules",
+                    "inhibit_rules are given both here and in the notifier's routing file; keep one",
+                ));
+            }
+            Ok(_) => {}
+        }
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
             return Err(at(
                 "log.level",
@@ -219,6 +235,7 @@ impl Config {
             query: self.query,
             rules: self.rules,
             alertmanager: self.alertmanager,
+            notifier: self.notifier,
         }
     }
 }

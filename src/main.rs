@@ -94,6 +94,7 @@ enum Component {
     Ingest,
     Query,
     Rules,
+    Notifier,
 }
 
 fn main() -> ExitCode {
@@ -147,13 +148,7 @@ fn main() -> ExitCode {
         Cmd::Rules {
             cmd: RulesCmd::Run(c),
         } => (c, Component::Rules),
-        Cmd::Notifier(_) => {
-            eprintln!(
-                "argus: the notifier cannot run alone yet: it is being built (see the README's \
-                 status); use `argus run`, `argus ingest`, `argus query` or `argus rules run`"
-            );
-            return ExitCode::from(2);
-        }
+        Cmd::Notifier(c) => (c, Component::Notifier),
     };
     let cfg = match &common.config {
         Some(f) => Config::load(f),
@@ -282,9 +277,10 @@ async fn run(s: Settings, component: Component) -> anyhow::Result<()> {
             services_stopped.clone(),
         )));
     }
-    // The rule engine, silences and the Alertmanager API.
+    // The rule engine, silences, the Alertmanager API and the notifier.
     let mut silence_follower = None;
-    if with_rules {
+    let with_notifier = matches!(component, Component::All | Component::Notifier);
+    if with_rules || with_notifier {
         let inhibitor = s.alertmanager.validate().context("alertmanager config")?;
         let silences = argus_rules::silences::SilenceService::new(
             log.clone(),
@@ -303,28 +299,62 @@ async fn run(s: Settings, component: Component) -> anyhow::Result<()> {
             inhibitor,
             Arc::new(s.alertmanager.route.clone()),
         ));
-        let svc = argus_rules::service::RulesService::start(
-            log.clone(),
-            log_engine.clone(),
-            s.rules.clone(),
-            Some(store.clone()),
-        )
-        .await
-        .context("starting the rule engine (rules)")?;
-        app = app
-            .merge(argus_rules::prom_api::router(svc.prom_api()))
-            .merge(
-                argus_rules::am_api::AmApi::new(
-                    store,
-                    argus_rules::am_api::AmApiSettings::from_config(&s.alertmanager),
-                )
-                .with_sink(svc.alert_sink())
-                .router(),
-            );
-        let rx = services_stopped.clone();
-        services.push(tokio::spawn(async move {
-            svc.run(rx).await.map_err(|e| format!("rule engine: {e}"))
-        }));
+        let notifier_cfg = if with_notifier {
+            let n = s.notifier.validate(None).context("notifier config")?;
+            store.set_routing(n.routes.clone());
+            if !n.file.inhibit_rules.is_empty() {
+                store.set_inhibitor(
+                    argus_rules::inhibit::Inhibitor::from_configs(&n.file.inhibit_rules)
+                        .context("notifier config: inhibit_rules")?,
+                );
+            }
+            Some(n)
+        } else {
+            None
+        };
+        let am_api = argus_rules::am_api::AmApi::new(
+            store.clone(),
+            argus_rules::am_api::AmApiSettings::from_config(&s.alertmanager),
+        );
+        if with_rules {
+            let svc = argus_rules::service::RulesService::start(
+                log.clone(),
+                log_engine.clone(),
+                s.rules.clone(),
+                Some(store.clone()),
+            )
+            .await
+            .context("starting the rule engine (rules)")?;
+            app = app
+                .merge(argus_rules::prom_api::router(svc.prom_api()))
+                .merge(am_api.with_sink(svc.alert_sink()).router());
+            let rx = services_stopped.clone();
+            services.push(tokio::spawn(async move {
+                svc.run(rx).await.map_err(|e| format!("rule engine: {e}"))
+            }));
+        } else {
+            // The notifier alone keeps its alert store from argus.alerts.
+            let feed = argus_rules::alert_feed::AlertFeed::start(
+                log.clone(),
+                store.clone(),
+                services_stopped.clone(),
+            )
+            .await
+            .context("replaying alerts from the event log")?;
+            app = app.merge(am_api.with_sink(feed.sink()).router());
+        }
+        if let Some(n) = notifier_cfg {
+            let notifier = argus_notifier::service::NotifierService::start(
+                log.clone(),
+                n,
+                store,
+                argus_schemas::DEFAULT_TENANT,
+                services_stopped.clone(),
+            )
+            .await
+            .context("starting the notifier")?;
+            app = app.merge(notifier.router());
+        }
     }
     // Collectors with sockets of their own bind before readiness, so a bad address or a
     // port in use stops the start.

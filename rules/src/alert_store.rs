@@ -268,6 +268,52 @@ pub trait AlertSink: Send + Sync {
     ) -> Pin<Box<dyn Future<Output = Result<(), RulesError>> + Send + '_>>;
 }
 
+/// The `argus.alerts` records for alerts posted through the API: transitions with no
+/// rule group (firing → firing for an update of a firing alert the store holds).
+pub fn posted_records(
+    store: Option<&AlertStore>,
+    alerts: Vec<Alert>,
+    now: Timestamp,
+) -> Vec<argus_bus::OutRecord> {
+    let mut recs = Vec::with_capacity(alerts.len());
+    for a in alerts {
+        let firing = !a.resolved(now);
+        let was_firing = store
+            .and_then(|s| s.get(a.fingerprint()))
+            .is_some_and(|o| !o.resolved(now));
+        let (from, to) = match (firing, was_firing) {
+            (true, true) => (AlertState::Firing, AlertState::Firing),
+            (true, false) => (AlertState::Inactive, AlertState::Firing),
+            (false, _) => (AlertState::Firing, AlertState::Resolved),
+        };
+        let t = AlertTransition {
+            fingerprint: a.labels.fingerprint().to_string(),
+            labels: a.labels,
+            annotations: a.annotations,
+            from,
+            to,
+            rule_group: String::new(),
+            rule: String::new(),
+            value: None,
+            active_at: Some(a.starts_at),
+            fired_at: Some(a.starts_at),
+            resolved_at: a.ends_at,
+            generator_url: a.generator_url,
+        };
+        let env = argus_schemas::Envelope::new(
+            argus_schemas::DEFAULT_TENANT,
+            "alertmanager-api",
+            now,
+            argus_schemas::Payload::AlertTransition(t),
+        );
+        recs.push(argus_bus::OutRecord::new(
+            env.key.as_bytes(),
+            argus_schemas::encode(&env),
+        ));
+    }
+    recs
+}
+
 /// An alert with what the API shows beside it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AlertView {
@@ -278,9 +324,14 @@ pub struct AlertView {
     pub routes: Vec<RouteMatch>,
 }
 
+/// Called with every alert as stored after a [`AlertStore::put`] (merged with what was
+/// there): the notifier's dispatcher subscribes, as Alertmanager's does to its store.
+pub type AlertListener = Arc<dyn Fn(&Alert) + Send + Sync>;
+
 /// The current alerts; share it in an `Arc`.
 pub struct AlertStore {
     alerts: RwLock<HashMap<u64, Alert>>,
+    listeners: RwLock<Vec<AlertListener>>,
     silences: SilenceService,
     inhibitor: RwLock<Arc<Inhibitor>>,
     routing: RwLock<Arc<dyn AlertRouting>>,
@@ -296,6 +347,7 @@ impl AlertStore {
         let now = silences.now();
         AlertStore {
             alerts: RwLock::new(HashMap::new()),
+            listeners: RwLock::new(Vec::new()),
             silences,
             inhibitor: RwLock::new(Arc::new(inhibitor)),
             routing: RwLock::new(routing),
@@ -329,6 +381,8 @@ impl AlertStore {
     /// with the same labels is merged with it, otherwise it replaces it.
     pub fn put(&self, alerts: Vec<Alert>) {
         let now = self.now();
+        let listeners = self.listeners.read().expect("listeners lock").clone();
+        let mut stored = Vec::new();
         {
             let mut st = self.alerts.write().expect("alerts lock");
             for a in alerts {
@@ -342,11 +396,55 @@ impl AlertStore {
                     }
                     _ => a,
                 };
+                if !listeners.is_empty() {
+                    stored.push(a.clone());
+                }
                 st.insert(fp, a);
+            }
+        }
+        for a in &stored {
+            for l in &listeners {
+                l(a);
             }
         }
         if now.0 - self.last_gc.load(Ordering::Relaxed) >= GC_INTERVAL.as_nanos() as i64 {
             self.gc();
+        }
+    }
+
+    /// Calls `f` with every alert stored from now on (see [`AlertListener`]).
+    pub fn subscribe(&self, f: AlertListener) {
+        self.listeners.write().expect("listeners lock").push(f);
+    }
+
+    /// Every stored alert, resolved ones included (until garbage-collected), by
+    /// fingerprint.
+    pub fn list(&self) -> Vec<Alert> {
+        let st = self.alerts.read().expect("alerts lock");
+        let mut v: Vec<Alert> = st.values().cloned().collect();
+        v.sort_by_key(Alert::fingerprint);
+        v
+    }
+
+    /// Folds one record of `argus.alerts` in: a rule engine transition
+    /// ([`AlertStore::apply_transition`]) or an alert posted through the API (its
+    /// transition has no rule group; stored as posted, updated at the record's time).
+    pub fn apply_envelope(&self, env: &argus_schemas::Envelope) {
+        let argus_schemas::Payload::AlertTransition(t) = &env.payload else {
+            return;
+        };
+        if t.rule_group.is_empty() {
+            self.put(vec![Alert {
+                labels: t.labels.clone(),
+                annotations: t.annotations.clone(),
+                starts_at: t.active_at.or(t.fired_at).unwrap_or(env.event_time),
+                ends_at: t.resolved_at,
+                updated_at: env.event_time,
+                generator_url: t.generator_url.clone(),
+                timeout: false,
+            }]);
+        } else {
+            self.apply_transition(t);
         }
     }
 

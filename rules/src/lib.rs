@@ -3,6 +3,7 @@
 //! inhibition, and the Prometheus and Alertmanager HTTP APIs.
 
 pub mod alert;
+pub mod alert_feed;
 pub mod alert_store;
 pub mod am_api;
 pub mod config;

@@ -46,7 +46,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use argus_bus::{EventLog, OutRecord, TypedConsumer};
+use argus_bus::{EventLog, TypedConsumer};
 use argus_schemas::{
     AlertState, AlertTransition, Envelope, Labels, MetricSamples, Payload, Timestamp, topics,
 };
@@ -54,7 +54,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::RulesError;
-use crate::alert_store::{Alert as AmAlert, AlertSink, AlertStore};
+use crate::alert_store::{Alert as AmAlert, AlertSink, AlertStore, posted_records};
 use crate::config::RulesConfig;
 use crate::group::{EvalOutput, GroupEvaluator, GroupOptions, QueryFn, Sample};
 use crate::metrics;
@@ -93,6 +93,8 @@ struct Inner {
     fold: Mutex<Fold>,
     /// Per partition of `argus.alerts`, the next offset the tail will read.
     applied: watch::Sender<HashMap<i32, i64>>,
+    /// Wakes the tail at once when this process wrote to `argus.alerts`.
+    tail_wake: tokio::sync::Notify,
     stop: watch::Sender<bool>,
     groups: tokio::sync::Mutex<Vec<GroupTask>>,
     background: Mutex<Vec<JoinHandle<()>>>,
@@ -148,6 +150,7 @@ impl RulesService {
             store: alert_store,
             fold: Mutex::new(HashMap::new()),
             applied,
+            tail_wake: tokio::sync::Notify::new(),
             stop,
             groups: tokio::sync::Mutex::new(Vec::new()),
             background: Mutex::new(Vec::new()),
@@ -343,6 +346,7 @@ async fn tail_alerts(inner: Arc<Inner>, mut positions: HashMap<i32, i64>) {
         }
         tokio::select! {
             _ = tokio::time::sleep(poll) => {}
+            _ = inner.tail_wake.notified() => {}
             _ = stop.changed() => {}
         }
     }
@@ -392,14 +396,11 @@ fn apply_alert_record(inner: &Inner, bytes: &[u8]) {
     let Payload::AlertTransition(t) = &env.payload else {
         return;
     };
-    if t.rule_group.is_empty() {
-        if let Some(store) = &inner.store {
-            store.put(vec![posted_alert(t, env.event_time)]);
-        }
-        return;
-    }
     if let Some(store) = &inner.store {
-        store.apply_transition(t);
+        store.apply_envelope(&env);
+    }
+    if t.rule_group.is_empty() {
+        return;
     }
     let mut fold = inner.fold.lock().expect("fold lock");
     let m = fold.entry(env.tenant.clone()).or_default();
@@ -415,20 +416,6 @@ fn apply_alert_record(inner: &Inner, bytes: &[u8]) {
         m.retain(|_, t| {
             t.to != AlertState::Resolved || t.resolved_at.is_none_or(|r| r.as_millis() >= cutoff)
         });
-    }
-}
-
-/// An alert posted to `/api/v2/alerts`, back from its transition (see the module docs).
-fn posted_alert(t: &AlertTransition, posted_at: Timestamp) -> AmAlert {
-    let starts_at = t.active_at.or(t.fired_at).unwrap_or(posted_at);
-    AmAlert {
-        labels: t.labels.clone(),
-        annotations: t.annotations.clone(),
-        starts_at,
-        ends_at: t.resolved_at,
-        updated_at: posted_at,
-        generator_url: t.generator_url.clone(),
-        timeout: false,
     }
 }
 
@@ -458,47 +445,9 @@ impl AlertSink for LogAlertSink {
             if alerts.is_empty() {
                 return Ok(());
             }
-            let now = Timestamp::now();
-            let mut recs = Vec::with_capacity(alerts.len());
-            for a in alerts {
-                let firing = !a.resolved(now);
-                let was_firing = self
-                    .inner
-                    .store
-                    .as_ref()
-                    .and_then(|s| s.get(a.fingerprint()))
-                    .is_some_and(|o| !o.resolved(now));
-                let (from, to) = match (firing, was_firing) {
-                    (true, true) => (AlertState::Firing, AlertState::Firing),
-                    (true, false) => (AlertState::Inactive, AlertState::Firing),
-                    (false, _) => (AlertState::Firing, AlertState::Resolved),
-                };
-                let t = AlertTransition {
-                    fingerprint: a.labels.fingerprint().to_string(),
-                    labels: a.labels,
-                    annotations: a.annotations,
-                    from,
-                    to,
-                    rule_group: String::new(),
-                    rule: String::new(),
-                    value: None,
-                    active_at: Some(a.starts_at),
-                    fired_at: Some(a.starts_at),
-                    resolved_at: a.ends_at,
-                    generator_url: a.generator_url,
-                };
-                let env = Envelope::new(
-                    argus_schemas::DEFAULT_TENANT,
-                    "alertmanager-api",
-                    now,
-                    Payload::AlertTransition(t),
-                );
-                recs.push(OutRecord::new(
-                    env.key.as_bytes(),
-                    argus_schemas::encode(&env),
-                ));
-            }
+            let recs = posted_records(self.inner.store.as_deref(), alerts, Timestamp::now());
             let positions = self.inner.log.produce_batch(topics::ALERTS, recs).await?;
+            self.inner.tail_wake.notify_one();
             let mut want: Vec<(i32, i64)> = Vec::new();
             for p in positions {
                 match want.iter_mut().find(|(q, _)| *q == p.partition) {

@@ -248,6 +248,10 @@ pub struct SilenceChange {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum NotificationOutcome {
+    /// An instance is about to send (its claim: with several notifier instances the
+    /// first claim in log order sends; an attempt with no outcome after it was in
+    /// flight when the instance stopped).
+    Started,
     Sent,
     TransientFailure,
     PermanentFailure,
@@ -271,6 +275,9 @@ pub struct NotificationAttempt {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     pub duration_ms: u64,
+    /// The notifier instance that made the attempt.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub instance: String,
 }
 
 /// Who did what, when, from where.

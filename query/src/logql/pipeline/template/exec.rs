@@ -45,9 +45,15 @@ pub(crate) struct Exec<'a> {
     pub line: &'a str,
     pub ts: i64,
     name: &'a str,
+    /// the set's text the running template was parsed from (errors name it)
+    parse_name: Option<&'a str>,
     vars: Vec<(String, Value)>,
     out: String,
     pub funcs: Option<&'a dyn Funcs>,
+    /// escape printed values as html/template does in HTML text
+    html: bool,
+    /// nesting of `{{template}}` calls
+    depth: usize,
 }
 
 enum Flow {
@@ -67,9 +73,12 @@ pub(crate) fn execute(
         line,
         ts,
         name: &t.name,
+        parse_name: t.parse_name.as_deref(),
         vars: vec![(String::new(), Value::Root)],
         out: String::new(),
         funcs: None,
+        html: false,
+        depth: 0,
     };
     ex.walk_list(&t.nodes, &Value::Root)?;
     Ok(ex.out)
@@ -91,15 +100,19 @@ pub(crate) fn execute_with(
     t: &Template,
     root: Value,
     funcs: &dyn Funcs,
+    html: bool,
 ) -> Result<String, TemplateError> {
     let mut ex = Exec {
         data: &NoData,
         line: "",
         ts: 0,
         name: &t.name,
+        parse_name: t.parse_name.as_deref(),
         vars: vec![(String::new(), root.clone())],
         out: String::new(),
         funcs: Some(funcs),
+        html,
+        depth: 0,
     };
     ex.walk_list(&t.nodes, &root)?;
     Ok(ex.out)
@@ -107,10 +120,53 @@ pub(crate) fn execute_with(
 
 impl<'a> Exec<'a> {
     pub(crate) fn err(&self, at: &str, msg: &str) -> TemplateError {
-        TemplateError(format!(
-            "template: {}:1: executing \"{}\" at <{}>: {}",
-            self.name, self.name, at, msg
-        ))
+        match self.parse_name {
+            Some(p) => TemplateError(format!(
+                "template: {p}: executing \"{}\" at <{at}>: {msg}",
+                self.name
+            )),
+            None => TemplateError(format!(
+                "template: {}:1: executing \"{}\" at <{}>: {}",
+                self.name, self.name, at, msg
+            )),
+        }
+    }
+
+    /// `{{template "name" pipe}}`: runs the named template of the set with the
+    /// pipeline's value as `.` and `$`, and variables of its own.
+    fn call_template(
+        &mut self,
+        name: &str,
+        pipe: Option<&Pipe>,
+        dot: &Value,
+    ) -> Result<(), TemplateError> {
+        let at = format!("{{{{template {name:?}}}}}");
+        let data = match pipe {
+            Some(p) => self.eval_pipe_nodecl(p, dot)?,
+            None => Value::Nil,
+        };
+        let Some(t) = self.funcs.and_then(|f| f.template(name)) else {
+            return Err(self.err(&at, &format!("template {name:?} not defined")));
+        };
+        if self.depth >= super::MAX_TEMPLATE_DEPTH {
+            return Err(self.err(
+                &at,
+                &format!(
+                    "exceeded maximum template depth ({})",
+                    super::MAX_TEMPLATE_DEPTH
+                ),
+            ));
+        }
+        let saved_vars = std::mem::replace(&mut self.vars, vec![(String::new(), data.clone())]);
+        let saved_name = std::mem::replace(&mut self.name, &t.name);
+        let saved_parse = std::mem::replace(&mut self.parse_name, t.parse_name.as_deref());
+        self.depth += 1;
+        let r = self.walk_list(&t.nodes, &data);
+        self.depth -= 1;
+        self.vars = saved_vars;
+        self.name = saved_name;
+        self.parse_name = saved_parse;
+        r.map(|_| ())
     }
 
     fn walk_list(&mut self, nodes: &[Node], dot: &Value) -> Result<Flow, TemplateError> {
@@ -129,9 +185,16 @@ impl<'a> Exec<'a> {
             Node::Action(p) => {
                 let v = self.eval_pipe(p, dot)?;
                 if p.decl.is_empty() {
-                    print_value(&mut self.out, &v);
+                    if self.html && !ends_safe(p) {
+                        if !matches!(v, Value::Nil) {
+                            html_escape_into(&mut self.out, &display(&v));
+                        }
+                    } else {
+                        print_value(&mut self.out, &v);
+                    }
                 }
             }
+            Node::Template { name, pipe } => self.call_template(name, pipe.as_ref(), dot)?,
             Node::If {
                 pipe,
                 list,
@@ -338,6 +401,9 @@ impl<'a> Exec<'a> {
         called: bool,
         at: &str,
     ) -> Result<Value, TemplateError> {
+        if let Some(r) = self.funcs.and_then(|f| f.method(v, name, &args)) {
+            return r.map_err(|e| self.err(at, &e));
+        }
         match v {
             Value::Root => {
                 if called {
@@ -448,6 +514,31 @@ impl<'a> Exec<'a> {
             _ => funcs::call(self, name, args, c.regex.as_ref()),
         };
         r.map_err(|e| self.err(&at, &format!("error calling {name}: {e}")))
+    }
+}
+
+/// Whether an action's output is already HTML: its last command calls `safeHtml`
+/// (html/template's `template.HTML`) or `html`.
+fn ends_safe(p: &Pipe) -> bool {
+    p.cmds
+        .last()
+        .and_then(|c| c.args.first())
+        .is_some_and(|a| matches!(a, Arg::Func(f) if f == "safeHtml" || f == "html"))
+}
+
+/// html/template's escaping of text in HTML.
+fn html_escape_into(out: &mut String, s: &str) {
+    for c in s.chars() {
+        match c {
+            '\0' => out.push('\u{FFFD}'),
+            '"' => out.push_str("&#34;"),
+            '&' => out.push_str("&amp;"),
+            '\'' => out.push_str("&#39;"),
+            '+' => out.push_str("&#43;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            c => out.push(c),
+        }
     }
 }
 

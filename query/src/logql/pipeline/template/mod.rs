@@ -5,6 +5,13 @@
 //! functions Loki documents (see [`funcs`]). Templates are parsed once; unknown
 //! functions are rejected at parse time as Go does. The data is the label map;
 //! missing labels read as "" (`missingkey=zero`).
+//!
+//! Embedders (the rule engine, the notifier) parse with [`Template::with_funcs`] and
+//! run over their own data with [`Template::execute_with`]; the notifier also parses
+//! template sets ([`Template::parse_set`]: `define`, `template`, `block`, whose
+//! templates it hands back through [`Funcs::template`]), reaches methods of its data
+//! through [`Funcs::method`], and runs HTML templates with html/template's escaping of
+//! printed values ([`Template::execute_html`]).
 
 mod exec;
 pub mod funcs;
@@ -49,13 +56,30 @@ pub trait Funcs {
     fn missing_key(&self, _map: &std::collections::BTreeMap<String, Value>) -> Value {
         Value::Nil
     }
+    /// A method (or computed field) `name` of `recv` with its evaluated arguments
+    /// (`.Alerts.Firing`, `.Labels.SortedPairs`, `.StartsAt.Add 3600e9`), consulted
+    /// before the engine's own field lookup; `None` when `recv` has no such method.
+    fn method(&self, _recv: &Value, _name: &str, _args: &[Value]) -> Option<Result<Value, String>> {
+        None
+    }
+    /// The template `{{template "name"}}` runs (templates of a set parsed with
+    /// [`Template::parse_set`]); `None`: not defined.
+    fn template(&self, _name: &str) -> Option<&Template> {
+        None
+    }
 }
+
+/// How deep `{{template}}` calls may nest (Go allows 100000 on its growable stacks;
+/// here a recursive define stops well within a 2 MiB thread stack).
+pub const MAX_TEMPLATE_DEPTH: usize = 100;
 
 /// A parsed template.
 #[derive(Debug, Clone)]
 pub struct Template {
     name: String,
     nodes: Vec<Node>,
+    /// The text the template was parsed from (a file name) in a set; errors name it.
+    parse_name: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -79,6 +103,11 @@ pub(crate) enum Node {
     },
     Break,
     Continue,
+    /// `{{template "name" pipeline}}` (and the call half of `{{block}}`).
+    Template {
+        name: String,
+        pipe: Option<Pipe>,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -164,14 +193,16 @@ impl Template {
     }
 
     fn parse(name: &str, text: &str, funcs: Option<&dyn Funcs>) -> Result<Template, TemplateError> {
-        let items = lex(name, text)?;
+        let (items, _) = lex(name, text)?;
         let mut p = Parser {
             name,
             items,
+            lines: Vec::new(),
             pos: 0,
             vars: vec![vec![String::new()]],
             loop_depth: 0,
             funcs,
+            set: None,
         };
         let (nodes, end) = p.parse_list()?;
         if let Some(end) = end {
@@ -180,7 +211,58 @@ impl Template {
         Ok(Template {
             name: name.to_string(),
             nodes,
+            parse_name: None,
         })
+    }
+
+    /// Parses a template set as Go's `Template.Parse` does: `text` (named `name`, a
+    /// file name or a description) may `{{define}}` templates, call them with
+    /// `{{template "x" .}}` and `{{block}}`. Returns the top-level template and the
+    /// defined ones (in order; a later one of the same name replaces an earlier one
+    /// as Go does — that is the caller's map). Functions are Go's builtins and
+    /// `funcs`; errors carry the line: `template: NAME:LINE: …`, and the define.
+    pub fn parse_set(
+        name: &str,
+        text: &str,
+        funcs: &dyn Funcs,
+    ) -> Result<(Template, Vec<Template>), TemplateError> {
+        let (items, lines) = lex(name, text)?;
+        let mut p = Parser {
+            name,
+            items,
+            lines,
+            pos: 0,
+            vars: vec![vec![String::new()]],
+            loop_depth: 0,
+            funcs: Some(funcs),
+            set: Some(SetState::default()),
+        };
+        let (nodes, end) = p.parse_list()?;
+        if let Some(end) = end {
+            return Err(p.err(&format!("unexpected {{{{{end}}}}}")));
+        }
+        let defines = p.set.take().map(|s| s.defines).unwrap_or_default();
+        Ok((
+            Template {
+                name: name.to_string(),
+                nodes,
+                parse_name: Some(name.to_string()),
+            },
+            defines,
+        ))
+    }
+
+    /// The template's name (a define's name in a set).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Whether the template has only white space (Go's `IsEmptyTree`: such a
+    /// definition does not replace an existing one of the same name).
+    pub fn is_empty(&self) -> bool {
+        self.nodes
+            .iter()
+            .all(|n| matches!(n, Node::Text(t) if t.trim().is_empty()))
     }
 
     /// The label name when the template is exactly `{{.name}}` (Loki reads it
@@ -206,7 +288,16 @@ impl Template {
     /// Runs a template parsed with [`Template::with_funcs`] over `root` (the value of
     /// `.` and `$`), calling `funcs` for the non-builtin functions.
     pub fn execute_with(&self, root: Value, funcs: &dyn Funcs) -> Result<String, TemplateError> {
-        exec::execute_with(self, root, funcs)
+        exec::execute_with(self, root, funcs, false)
+    }
+
+    /// As [`Template::execute_with`], escaping what actions print as Go's
+    /// `html/template` does in HTML text (`<`, `>`, `&`, `'`, `"`, `+`, NUL; nil
+    /// prints nothing). The output of an action ending in `safeHtml` (or `html`)
+    /// is printed as is. Contexts (attributes, URLs, scripts) are not told apart:
+    /// everything is escaped as text, which is safe in quoted attributes too.
+    pub fn execute_html(&self, root: Value, funcs: &dyn Funcs) -> Result<String, TemplateError> {
+        exec::execute_with(self, root, funcs, true)
     }
 }
 
@@ -237,11 +328,17 @@ enum Item {
     Action(Vec<Tok>),
 }
 
-fn lex(name: &str, text: &str) -> Result<Vec<Item>, TemplateError> {
+/// The items of `text` and the line each starts on.
+fn lex(name: &str, text: &str) -> Result<(Vec<Item>, Vec<usize>), TemplateError> {
     let err = |m: String| TemplateError(format!("template: {name}:1: {m}"));
     let mut items = Vec::new();
+    let mut lines = Vec::new();
     let mut rest = text;
     let mut trim_next = false;
+    let line_at = |rest: &str, off: usize| -> usize {
+        let pos = text.len() - rest.len() + off;
+        1 + text.as_bytes()[..pos].iter().filter(|b| **b == b'\n').count()
+    };
     loop {
         let Some(open) = rest.find("{{") else {
             let mut t = rest;
@@ -250,6 +347,7 @@ fn lex(name: &str, text: &str) -> Result<Vec<Item>, TemplateError> {
             }
             if !t.is_empty() {
                 items.push(Item::Text(t.to_string()));
+                lines.push(line_at(rest, 0));
             }
             break;
         };
@@ -267,6 +365,7 @@ fn lex(name: &str, text: &str) -> Result<Vec<Item>, TemplateError> {
         }
         if !t.is_empty() {
             items.push(Item::Text(t.to_string()));
+            lines.push(line_at(rest, 0));
         }
         // comment
         let trimmed = after.trim_start();
@@ -290,10 +389,11 @@ fn lex(name: &str, text: &str) -> Result<Vec<Item>, TemplateError> {
         }
         let (toks, consumed, tr) = lex_action(after).map_err(err)?;
         items.push(Item::Action(toks));
+        lines.push(line_at(rest, open));
         trim_next = tr;
         rest = &after[consumed..];
     }
-    Ok(items)
+    Ok((items, lines))
 }
 
 fn is_ident_char(c: char) -> bool {
@@ -525,16 +625,94 @@ fn lex_char(s: &str) -> Result<(i64, usize), String> {
 struct Parser<'n> {
     name: &'n str,
     items: Vec<Item>,
+    /// the line of each item (template sets only; errors say line 1 otherwise)
+    lines: Vec<usize>,
     pos: usize,
     /// declared variables per scope
     vars: Vec<Vec<String>>,
     loop_depth: usize,
     funcs: Option<&'n dyn Funcs>,
+    /// `Some` when parsing a template set (`define`, `template`, `block` allowed)
+    set: Option<SetState>,
+}
+
+#[derive(Default)]
+struct SetState {
+    defines: Vec<Template>,
+    /// the define being parsed (for errors)
+    current: Option<String>,
 }
 
 impl Parser<'_> {
     fn err(&self, m: &str) -> TemplateError {
-        TemplateError(format!("template: {}:1: {m}", self.name))
+        let Some(set) = &self.set else {
+            return TemplateError(format!("template: {}:1: {m}", self.name));
+        };
+        let line = self
+            .lines
+            .get(self.pos.saturating_sub(1))
+            .copied()
+            .unwrap_or(1);
+        match &set.current {
+            Some(d) => TemplateError(format!(
+                "template: {}:{line}: in {{{{define {d:?}}}}}: {m}",
+                self.name
+            )),
+            None => TemplateError(format!("template: {}:{line}: {m}", self.name)),
+        }
+    }
+
+    /// `{{define "name"}}` at the top level, `{{block "name" pipeline}}` anywhere:
+    /// parses the body up to its `{{end}}` as a template of its own.
+    fn parse_define(&mut self, kind: &str, toks: &[Tok]) -> Result<Option<Node>, TemplateError> {
+        let name = match toks.first() {
+            Some(Tok::Str(n)) => n.clone(),
+            Some(t) => return Err(self.err(&format!("unexpected {t:?} in {kind} clause"))),
+            None => return Err(self.err(&format!("missing name in {kind} clause"))),
+        };
+        let pipe = if kind == "block" {
+            let p = self.parse_pipe(&toks[1..], false)?;
+            if p.cmds.is_empty() {
+                return Err(self.err("missing value for block clause"));
+            }
+            Some(p)
+        } else {
+            if toks.len() > 1 {
+                return Err(self.err("unexpected tokens after name in define clause"));
+            }
+            None
+        };
+        // the body is a template of its own: only `$` is declared, no loop is open
+        let vars = std::mem::replace(&mut self.vars, vec![vec![String::new()]]);
+        let loop_depth = std::mem::replace(&mut self.loop_depth, 0);
+        let outer = self
+            .set
+            .as_mut()
+            .and_then(|s| s.current.replace(name.clone()));
+        let body = self.parse_list();
+        let body = match body {
+            Ok((nodes, Some(e))) if e == "end" => Ok(nodes),
+            Ok((_, Some(e))) => Err(self.err(&format!("unexpected {{{{{e}}}}}"))),
+            Ok((_, None)) => Err(self.err(&format!("unexpected EOF in {kind} clause"))),
+            Err(e) => Err(e),
+        };
+        if let Some(s) = self.set.as_mut() {
+            s.current = outer;
+        }
+        self.vars = vars;
+        self.loop_depth = loop_depth;
+        let nodes = body?;
+        if let Some(s) = self.set.as_mut() {
+            s.defines.push(Template {
+                name: name.clone(),
+                nodes,
+                parse_name: Some(self.name.to_string()),
+            });
+        }
+        Ok(pipe.map(|p| Node::Template {
+            name,
+            pipe: Some(p),
+        }))
     }
 
     /// Parses nodes until `{{end}}` / `{{else …}}` (returned as the terminator's
@@ -576,6 +754,37 @@ impl Parser<'_> {
                     } else {
                         Node::Continue
                     });
+                }
+                Some(Tok::Ident(k)) if k == "define" && self.set.is_some() => {
+                    let top = self.vars.len() == 1
+                        && self.set.as_ref().is_some_and(|s| s.current.is_none());
+                    if !top {
+                        return Err(self.err("unexpected <define> in command"));
+                    }
+                    self.parse_define("define", &toks[1..])?;
+                }
+                Some(Tok::Ident(k)) if k == "block" && self.set.is_some() => {
+                    if let Some(n) = self.parse_define("block", &toks[1..])? {
+                        nodes.push(n);
+                    }
+                }
+                Some(Tok::Ident(k)) if k == "template" && self.set.is_some() => {
+                    let name = match toks.get(1) {
+                        Some(Tok::Str(n)) => n.clone(),
+                        Some(t) => {
+                            return Err(self.err(&format!("unexpected {t:?} in template clause")));
+                        }
+                        None => return Err(self.err("missing name in template clause")),
+                    };
+                    let pipe = if toks.len() > 2 {
+                        self.vars.push(Vec::new());
+                        let p = self.parse_pipe(&toks[2..], false);
+                        self.vars.pop();
+                        Some(p?)
+                    } else {
+                        None
+                    };
+                    nodes.push(Node::Template { name, pipe });
                 }
                 Some(Tok::Ident(k)) if k == "define" || k == "template" || k == "block" => {
                     return Err(self.err(&format!("{{{{{k}}}}} is not supported")));

@@ -1,0 +1,283 @@
+//! The notifier beside Debian's Alertmanager 0.25: the same routing file (apart from
+//! the webhook URLs) and the same alert stream posted to both at the same moments; the
+//! webhook receiver sees the same groups at the same moments (within a second) with
+//! payloads equal field by field apart from URLs.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::routing::post;
+use common::{free_port, service};
+use serde_json::{Value, json};
+
+/// Every webhook request: (which system, receiver path, arrival, body).
+type Seen = Arc<Mutex<Vec<(String, String, Instant, Value)>>>;
+
+async fn receiver() -> (u16, Seen) {
+    let seen: Seen = Arc::default();
+    async fn hook(
+        State(seen): State<Seen>,
+        Path((system, path)): Path<(String, String)>,
+        body: axum::body::Bytes,
+    ) -> &'static str {
+        let v: Value = serde_json::from_slice(&body).expect("webhook body is JSON");
+        seen.lock().unwrap().push((system, path, Instant::now(), v));
+        "ok"
+    }
+    let app = Router::new()
+        .route("/{system}/{path}", post(hook))
+        .with_state(seen.clone());
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = l.local_addr().unwrap().port();
+    tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
+    (port, seen)
+}
+
+fn routing(port: u16, system: &str) -> String {
+    format!(
+        r#"global:
+  resolve_timeout: 5m
+route:
+  receiver: hook
+  group_by: [alertname]
+  group_wait: 2s
+  group_interval: 5s
+  repeat_interval: 1h
+  routes:
+  - matchers: ['severity="critical"']
+    receiver: hook
+    group_by: [alertname, cluster]
+    continue: true
+  - matchers: ['team="db"']
+    receiver: db
+    group_by: ['...']
+    group_wait: 1s
+  - match_re:
+      service: 'pay.*'
+    receiver: db
+    group_by: [service]
+receivers:
+- name: hook
+  webhook_configs:
+  - url: 'http://127.0.0.1:{port}/{system}/hook'
+    send_resolved: true
+- name: db
+  webhook_configs:
+  - url: 'http://127.0.0.1:{port}/{system}/db'
+    max_alerts: 2
+  - url: 'http://127.0.0.1:{port}/{system}/db-quiet'
+    send_resolved: false
+inhibit_rules:
+- source_matchers: ['alertname="ClusterDown"']
+  target_matchers: ['alertname="NodeDown"']
+  equal: [cluster]
+"#
+    )
+}
+
+struct Proc(Child);
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+async fn wait_ready(c: &reqwest::Client, url: &str) {
+    for _ in 0..200 {
+        if let Ok(r) = c.get(url).send().await
+            && r.status().is_success()
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{url} did not become ready");
+}
+
+fn rfc3339_ms(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+fn alert(labels: &[(&str, &str)], starts: chrono::DateTime<chrono::Utc>) -> Value {
+    let l: BTreeMap<&str, &str> = labels.iter().copied().collect();
+    json!({
+        "labels": l,
+        "annotations": {"summary": format!("{} 出问题了", labels[0].1), "runbook": "https://wiki/r"},
+        "startsAt": rfc3339_ms(starts),
+        "generatorURL": "http://prometheus:9090/graph?g0.expr=up",
+    })
+}
+
+fn resolved(mut a: Value, ends: chrono::DateTime<chrono::Utc>) -> Value {
+    a["endsAt"] = json!(rfc3339_ms(ends));
+    a
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn same_groups_and_payloads_as_alertmanager() {
+    let Some(_) = service("ARGUS_TEST_AMTOOL") else {
+        return;
+    };
+    let am_bin = std::env::var("ARGUS_TEST_ALERTMANAGER")
+        .unwrap_or_else(|_| "/usr/bin/prometheus-alertmanager".into());
+    let dir = tempfile::tempdir().unwrap();
+    let (port, seen) = receiver().await;
+    let am_cfg = dir.path().join("am.yml");
+    std::fs::write(&am_cfg, routing(port, "am")).unwrap();
+    let argus_routes = dir.path().join("argus-routes.yml");
+    std::fs::write(&argus_routes, routing(port, "argus")).unwrap();
+    let argus_cfg = dir.path().join("argus.yml");
+    std::fs::write(
+        &argus_cfg,
+        format!("notifier:\n  config_file: {}\n", argus_routes.display()),
+    )
+    .unwrap();
+
+    let am_port = free_port();
+    let _am = Proc(
+        Command::new(&am_bin)
+            .arg(format!("--config.file={}", am_cfg.display()))
+            .arg(format!("--storage.path={}", dir.path().join("am-data").display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{am_port}"))
+            .arg("--cluster.listen-address=")
+            .arg("--log.level=warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {am_bin}: {e}")),
+    );
+    let argus = common::start(
+        &dir.path().join("argus-data"),
+        &["--config", argus_cfg.to_str().unwrap()],
+    );
+    let c = reqwest::Client::new();
+    let am_url = format!("http://127.0.0.1:{am_port}");
+    wait_ready(&c, &format!("{am_url}/-/ready")).await;
+    wait_ready(&c, &format!("{}/ready", argus.url)).await;
+
+    // Post to both at the same moment.
+    let post = |alerts: Vec<Value>| {
+        let c = c.clone();
+        let urls = [
+            format!("{am_url}/api/v2/alerts"),
+            format!("{}/api/v2/alerts", argus.url),
+        ];
+        async move {
+            let body = Value::Array(alerts);
+            let (a, b) = tokio::join!(
+                c.post(&urls[0]).json(&body).send(),
+                c.post(&urls[1]).json(&body).send()
+            );
+            assert!(a.unwrap().status().is_success());
+            let b = b.unwrap();
+            assert!(b.status().is_success(), "argus: {}", b.text().await.unwrap());
+        }
+    };
+    let t0 = chrono::Utc::now();
+    let start = Instant::now();
+    let at = |s: u64| start + Duration::from_millis(s);
+    let cpu_a = alert(&[("alertname", "Cpu"), ("instance", "a"), ("job", "node")], t0);
+    let cpu_b = alert(&[("alertname", "Cpu"), ("instance", "b"), ("job", "node")], t0);
+    let disk = alert(
+        &[("alertname", "Disk"), ("cluster", "c1"), ("severity", "critical"), ("instance", "a")],
+        t0,
+    );
+    let cluster_down = alert(&[("alertname", "ClusterDown"), ("cluster", "c2")], t0);
+    let node_down = alert(&[("alertname", "NodeDown"), ("cluster", "c2"), ("instance", "z")], t0);
+    let db: Vec<Value> = (0..3)
+        .map(|i| {
+            alert(
+                &[("alertname", "Replication"), ("team", "db"), ("replica", &format!("r{i}"))],
+                t0,
+            )
+        })
+        .collect();
+    // Three in one group to a receiver with max_alerts 2: truncatedAlerts 1.
+    let pay: Vec<Value> = (0..3)
+        .map(|i| {
+            alert(
+                &[("alertname", "Latency"), ("service", "payments"), ("pod", &format!("p{i}"))],
+                t0,
+            )
+        })
+        .collect();
+    let old = alert(
+        &[("alertname", "Old"), ("instance", "x")],
+        t0 - chrono::Duration::minutes(10),
+    );
+
+    tokio::time::sleep_until(at(0).into()).await;
+    post(vec![cpu_a.clone(), disk.clone(), cluster_down.clone(), node_down.clone()]).await;
+    tokio::time::sleep_until(at(700).into()).await;
+    post(vec![cpu_b.clone(), db[0].clone(), pay[0].clone(), pay[1].clone(), pay[2].clone()]).await;
+    tokio::time::sleep_until(at(1500).into()).await;
+    post(vec![db[1].clone(), db[2].clone(), old.clone()]).await;
+    // After the first flushes: one more firing, and one resolved.
+    tokio::time::sleep_until(at(4500).into()).await;
+    post(vec![alert(&[("alertname", "Cpu"), ("instance", "c"), ("job", "node")], t0)]).await;
+    tokio::time::sleep_until(at(8000).into()).await;
+    let now = chrono::Utc::now();
+    post(vec![resolved(cpu_a.clone(), now), resolved(db[0].clone(), now)]).await;
+    // Let two more group intervals pass.
+    tokio::time::sleep_until(at(20_000).into()).await;
+
+    let seen = seen.lock().unwrap().clone();
+    let mut by: BTreeMap<(String, String), Vec<(Instant, Value)>> = BTreeMap::new();
+    let mut per_system: BTreeMap<String, usize> = BTreeMap::new();
+    for (system, path, t, v) in seen {
+        *per_system.entry(system.clone()).or_default() += 1;
+        let gk = v["groupKey"].as_str().unwrap_or("").to_string();
+        by.entry((system, format!("{path} {gk}"))).or_default().push((t, v));
+    }
+    let am_n = per_system.get("am").copied().unwrap_or(0);
+    assert!(am_n >= 8, "Alertmanager sent only {am_n} notifications: {per_system:?}");
+    let keys = |sys: &str| -> Vec<String> {
+        by.keys().filter(|(s, _)| s == sys).map(|(_, k)| k.clone()).collect()
+    };
+    eprintln!("notifications per system: {per_system:?}");
+    for ((sys, k), v) in &by {
+        eprintln!("{sys} {k}: {} notification(s)", v.len());
+    }
+    assert_eq!(keys("argus"), keys("am"), "the same groups per receiver URL");
+    for k in keys("am") {
+        let a = &by[&("am".to_string(), k.clone())];
+        let b = &by[&("argus".to_string(), k.clone())];
+        assert_eq!(
+            a.len(),
+            b.len(),
+            "{k}: Alertmanager sent {} notifications, Argus {}:\nAM: {:#?}\nArgus: {:#?}",
+            a.len(),
+            b.len(),
+            a.iter().map(|x| &x.1).collect::<Vec<_>>(),
+            b.iter().map(|x| &x.1).collect::<Vec<_>>()
+        );
+        for ((ta, va), (tb, vb)) in a.iter().zip(b) {
+            let d = if ta > tb { *ta - *tb } else { *tb - *ta };
+            assert!(
+                d <= Duration::from_secs(1),
+                "{k}: Alertmanager at +{:?}, Argus at +{:?}",
+                *ta - start,
+                *tb - start
+            );
+            let strip = |v: &Value| {
+                let mut v = v.clone();
+                v.as_object_mut().unwrap().remove("externalURL");
+                v
+            };
+            assert_eq!(strip(va), strip(vb), "{k}: payloads differ");
+        }
+    }
+    let truncated: Vec<u64> = by
+        .iter()
+        .filter(|((s, k), _)| s == "argus" && k.starts_with("db {}/{service"))
+        .flat_map(|(_, v)| v.iter().map(|(_, p)| p["truncatedAlerts"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(truncated, [1], "max_alerts 2 of 3 alerts");
+}
