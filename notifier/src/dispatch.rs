@@ -27,7 +27,7 @@ use argus_schemas::{Labels, NotificationAttempt, NotificationOutcome, Timestamp}
 use rand::Rng;
 use tokio::sync::{Notify, mpsc, watch};
 
-use crate::channels::{Channel, ChannelError};
+use crate::channels::{Channel, ChannelError, NamedChannel};
 use crate::metrics;
 use crate::nflog::{Entry, NfKey, NotificationLog};
 use crate::notification::{Notification, NotifyAlert};
@@ -78,7 +78,7 @@ impl RetryPolicy {
 /// One receiver with its channels, by their names in the log (`webhook/0`…).
 pub struct Receiver {
     pub name: String,
-    pub channels: Vec<(String, Arc<dyn Channel>)>,
+    pub channels: Vec<NamedChannel>,
 }
 
 /// What the dispatcher needs besides the alerts.

@@ -146,10 +146,7 @@ impl NotifierConfig {
         let templates = Templates::load(&file.templates, file_dir.as_deref())?;
         let mut receivers = HashMap::new();
         for r in &file.receivers {
-            let channels = build_receiver(r, &file.global, &templates)?
-                .into_iter()
-                .map(|(n, c)| (n, Arc::from(c)))
-                .collect();
+            let channels = build_receiver(r, &file.global, &templates)?;
             receivers.insert(
                 r.name.clone(),
                 Arc::new(Receiver {

@@ -1243,7 +1243,7 @@ fn alertmanager_group_keys_agree() {
             ("quote", "a\"b"),
             ("a", "1"),
             ("a0", "2"),
-            ("zz", "é\u{7}\\"),
+            ("zz", "é\u{7}\\\u{a0}😀\n"),
         ],
         vec![("alertname", "E")],
         vec![

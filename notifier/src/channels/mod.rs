@@ -50,6 +50,9 @@ impl ChannelError {
     }
 }
 
+/// A channel with its name in the notification log (`webhook/0`, `email/1`…).
+pub type NamedChannel = (String, std::sync::Arc<dyn Channel>);
+
 /// One configured delivery target (one entry of `webhook_configs`, `email_configs`…).
 pub trait Channel: Send + Sync {
     /// `email`, `sms`, `webhook` or `wecom`.
@@ -68,28 +71,28 @@ pub fn build_receiver(
     r: &ReceiverConfig,
     global: &GlobalConfig,
     templates: &Templates,
-) -> Result<Vec<(String, Box<dyn Channel>)>, NotifierError> {
-    let mut out: Vec<(String, Box<dyn Channel>)> = Vec::new();
+) -> Result<Vec<NamedChannel>, NotifierError> {
+    let mut out: Vec<NamedChannel> = Vec::new();
     let ctx = |kind: &str, i: usize| format!("receiver {:?}: {kind}_configs[{i}]", r.name);
     for (i, c) in r.email_configs.iter().enumerate() {
         let ch = email::EmailChannel::new(c, global, templates)
             .map_err(|e| NotifierError::Config(format!("{}: {e}", ctx("email", i))))?;
-        out.push((format!("email/{i}"), Box::new(ch)));
+        out.push((format!("email/{i}"), std::sync::Arc::new(ch)));
     }
     for (i, c) in r.sms_configs.iter().enumerate() {
         let ch = sms::SmsChannel::new(c, global, templates)
             .map_err(|e| NotifierError::Config(format!("{}: {e}", ctx("sms", i))))?;
-        out.push((format!("sms/{i}"), Box::new(ch)));
+        out.push((format!("sms/{i}"), std::sync::Arc::new(ch)));
     }
     for (i, c) in r.webhook_configs.iter().enumerate() {
         let ch = webhook::WebhookChannel::new(c, global, templates)
             .map_err(|e| NotifierError::Config(format!("{}: {e}", ctx("webhook", i))))?;
-        out.push((format!("webhook/{i}"), Box::new(ch)));
+        out.push((format!("webhook/{i}"), std::sync::Arc::new(ch)));
     }
     for (i, c) in r.wecom_configs.iter().enumerate() {
         let ch = wecom::WecomChannel::new(c, global, templates)
             .map_err(|e| NotifierError::Config(format!("{}: {e}", ctx("wecom", i))))?;
-        out.push((format!("wecom/{i}"), Box::new(ch)));
+        out.push((format!("wecom/{i}"), std::sync::Arc::new(ch)));
     }
     Ok(out)
 }
