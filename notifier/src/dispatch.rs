@@ -506,6 +506,7 @@ async fn notify_channel(
         error,
         duration_ms: ms,
         instance: String::new(),
+        basis: None,
     };
     // A channel that does not send resolved notifications logs an all-resolved group
     // as notified without sending (Alertmanager does, so the next firing counts as new).
@@ -517,7 +518,7 @@ async fn notify_channel(
                 .record(attempt(0, NotificationOutcome::Sent, None, 0))
                 .await
             {
-                Ok(()) => true,
+                Ok(_) => true,
                 Err(e) => {
                     tracing::warn!(error = %e, group_key = %key.group_key, "logging a notification failed");
                     false
@@ -528,7 +529,7 @@ async fn notify_channel(
         only_firing.alerts.retain(|a| !a.resolved);
         only_firing
     };
-    match log.claim(&key, &firing, &resolved).await {
+    match log.claim(&key, entry.as_ref(), &firing, &resolved).await {
         Ok(true) => {}
         Ok(false) => {
             metrics::SKIPPED.with_label_values(&["claimed"]).inc();

@@ -69,6 +69,8 @@ impl Entry {
 struct Claim {
     instance: String,
     at: Timestamp,
+    /// Where the `started` record is: (partition, offset).
+    offset: (i32, i64),
 }
 
 #[derive(Debug, Default)]
@@ -194,7 +196,7 @@ impl NotificationLog {
                 for r in &recs {
                     next = r.offset + 1;
                     n += 1;
-                    self.apply(&mut st, &r.value);
+                    self.apply(&mut st, p, r.offset, &r.value);
                 }
                 st.positions.insert(p, next);
             }
@@ -232,7 +234,7 @@ impl NotificationLog {
         })
     }
 
-    fn apply(&self, st: &mut State, bytes: &[u8]) {
+    fn apply(&self, st: &mut State, partition: i32, offset: i64, bytes: &[u8]) {
         let env = match argus_schemas::decode(bytes) {
             Ok(e) => e,
             Err(e) => {
@@ -259,10 +261,16 @@ impl NotificationLog {
         };
         let ks = st.keys.entry(key).or_default();
         match a.outcome {
-            NotificationOutcome::Started => ks.claims.push(Claim {
-                instance: a.instance.clone(),
-                at: env.event_time,
-            }),
+            NotificationOutcome::Started => {
+                // A claim decided on an outdated view (a send landed since) is void.
+                if a.basis == ks.last.as_ref().map(|e| e.timestamp) {
+                    ks.claims.push(Claim {
+                        instance: a.instance.clone(),
+                        at: env.event_time,
+                        offset: (partition, offset),
+                    });
+                }
+            }
             NotificationOutcome::Sent => {
                 ks.last = Some(Entry {
                     firing: a.firing.iter().cloned().collect(),
@@ -294,8 +302,11 @@ impl NotificationLog {
         st.keys.get(key).and_then(|k| k.last.clone())
     }
 
-    /// Writes one attempt and reads the log up to it.
-    pub async fn record(&self, mut a: NotificationAttempt) -> Result<(), NotifierError> {
+    /// Writes one attempt and reads the log up to it; returns where it landed.
+    pub async fn record(
+        &self,
+        mut a: NotificationAttempt,
+    ) -> Result<argus_bus::Position, NotifierError> {
         if a.instance.is_empty() {
             a.instance = self.inner.opts.instance.clone();
         }
@@ -306,7 +317,8 @@ impl NotificationLog {
             Payload::NotificationAttempt(a),
         );
         // Straight to the log (not a producer spool): the claim protocol reads it back.
-        self.inner
+        let pos = self
+            .inner
             .log
             .produce(
                 topics::NOTIFICATIONS,
@@ -314,19 +326,21 @@ impl NotificationLog {
             )
             .await?;
         self.sync().await?;
-        Ok(())
+        Ok(pos)
     }
 
-    /// Claims the send of `key`'s next notification: writes a `started` record, reads
-    /// the log up to it and answers whether this instance holds the first live claim
-    /// (then it sends; else another instance is sending it).
+    /// Claims the send of `key`'s next notification, decided on `basis` (the entry the
+    /// caller's dedup read): writes a `started` record, reads the log up to it and
+    /// answers whether this claim is the first live one (then the caller sends; else
+    /// another instance sends it, or one already did since the caller looked).
     pub async fn claim(
         &self,
         key: &NfKey,
+        basis: Option<&Entry>,
         firing: &[String],
         resolved: &[String],
     ) -> Result<bool, NotifierError> {
-        self.record(NotificationAttempt {
+        let pos = self.record(NotificationAttempt {
             group_key: key.group_key.clone(),
             receiver: key.receiver.clone(),
             channel: key.channel.clone(),
@@ -337,16 +351,25 @@ impl NotificationLog {
             error: None,
             duration_ms: 0,
             instance: self.inner.opts.instance.clone(),
+            basis: basis.map(|e| e.timestamp),
         })
         .await?;
         let now = Timestamp::now();
         let ttl = self.inner.opts.claim_timeout.as_nanos() as i64;
         let st = self.inner.state.lock().expect("nflog lock");
-        let first_live = st
-            .keys
-            .get(key)
-            .and_then(|k| k.claims.iter().find(|c| c.at.0.saturating_add(ttl) > now.0));
-        Ok(first_live.is_none_or(|c| c.instance == self.inner.opts.instance))
+        let Some(k) = st.keys.get(key) else {
+            return Ok(false);
+        };
+        let mine = (pos.partition, pos.offset);
+        if !k.claims.iter().any(|c| c.offset == mine) {
+            // Void (decided on an outdated view) or already settled by a send.
+            return Ok(false);
+        }
+        let first_live = k
+            .claims
+            .iter()
+            .find(|c| c.at.0.saturating_add(ttl) > now.0);
+        Ok(first_live.is_none_or(|c| c.offset == mine || c.instance == self.inner.opts.instance))
     }
 
     /// Forgets entries older than the retention and stale claims.

@@ -487,7 +487,7 @@ async fn a_claim_left_by_a_dead_instance_expires() {
         receiver: "team".into(),
         channel: "webhook/0".into(),
     };
-    assert!(dead.claim(&key, &[fp], &[]).await.unwrap());
+    assert!(dead.claim(&key, None, &[fp], &[]).await.unwrap());
     let rec = Recorder::new(true);
     let env = start(&log, "alive", &[("team", rec.clone())], RetryPolicy::default()).await;
     env.store.put(vec![x]);
@@ -498,4 +498,49 @@ async fn a_claim_left_by_a_dead_instance_expires() {
     sleep_ms(3000).await;
     assert_eq!(rec.sent().len(), 1);
     let _ = env.stop.send(true);
+}
+
+#[tokio::test]
+async fn a_claim_made_on_an_outdated_view_is_void() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open_log(dir.path()).await;
+    let open = |name: &str| {
+        NotificationLog::open(
+            log.clone(),
+            NflogOptions {
+                instance: name.into(),
+                ..NflogOptions::default()
+            },
+        )
+    };
+    let a = open("a").await.unwrap();
+    let b = open("b").await.unwrap();
+    let key = argus_notifier::nflog::NfKey {
+        group_key: r#"{}:{alertname="X"}"#.into(),
+        receiver: "team".into(),
+        channel: "webhook/0".into(),
+    };
+    let fp = vec!["00000000000000aa".to_string()];
+    // a claims and sends; b has not read the log since, so it decides on "nothing sent".
+    assert!(a.claim(&key, None, &fp, &[]).await.unwrap());
+    a.record(argus_schemas::NotificationAttempt {
+        group_key: key.group_key.clone(),
+        receiver: key.receiver.clone(),
+        channel: key.channel.clone(),
+        firing: fp.clone(),
+        resolved: vec![],
+        attempt: 1,
+        outcome: NotificationOutcome::Sent,
+        error: None,
+        duration_ms: 1,
+        instance: String::new(),
+        basis: None,
+    })
+    .await
+    .unwrap();
+    assert!(b.entry(&key).is_none(), "b's view is outdated");
+    assert!(!b.claim(&key, None, &fp, &[]).await.unwrap(), "b must not send again");
+    // With the current view, a later claim (e.g. a repeat) counts.
+    let seen = b.entry(&key).unwrap();
+    assert!(b.claim(&key, Some(&seen), &fp, &[]).await.unwrap());
 }

@@ -278,6 +278,11 @@ pub struct NotificationAttempt {
     /// The notifier instance that made the attempt.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub instance: String,
+    /// On `started`: the time of the last `sent` record of this group, receiver and
+    /// channel the instance knew when it decided to send (none: it knew of none). A
+    /// claim made on an outdated view does not count.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub basis: Option<Timestamp>,
 }
 
 /// Who did what, when, from where.
