@@ -300,7 +300,11 @@ async fn run(s: Settings, component: Component) -> anyhow::Result<()> {
             Arc::new(s.alertmanager.route.clone()),
         ));
         let notifier_cfg = if with_notifier {
-            let n = s.notifier.validate(None).context("notifier config")?;
+            let mut n = s.notifier.validate(None).context("notifier config")?;
+            if n.settings.instance.is_none() {
+                n.settings.instance =
+                    Some(argus_notifier::service::default_instance(&s.data_dir));
+            }
             store.set_routing(n.routes.clone());
             if !n.file.inhibit_rules.is_empty() {
                 store.set_inhibitor(

@@ -484,3 +484,100 @@ fn bad_notifier_config_fails_at_start_naming_it() {
         eprintln!("{what}: {}", err.trim());
     }
 }
+
+/// Two `argus notifier` processes of the distributed deployment on a real
+/// Kafka-protocol broker (tansu): both read every alert, each notification goes out once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_notifier_instances_on_kafka_send_each_notification_once() {
+    let Some(kafka) = service("ARGUS_TEST_KAFKA") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let hook_port = free_port();
+    let hook = Hook::default();
+    hook.serve_on(hook_port).await;
+    let routes = dir.path().join("routes.yml");
+    std::fs::write(
+        &routes,
+        format!(
+            "route:\n  receiver: hook\n  group_by: [alertname]\n  group_wait: 1s\n  group_interval: 1m\n\
+             receivers:\n- name: hook\n  webhook_configs:\n  - url: 'http://127.0.0.1:{hook_port}/hook'\n"
+        ),
+    )
+    .unwrap();
+    let cfg = dir.path().join("argus.yml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "bus:\n  kafka:\n    brokers: ['{kafka}']\n    partitions: 2\nnotifier:\n  config_file: {}\n  sync_interval: 200ms\n",
+            routes.display()
+        ),
+    )
+    .unwrap();
+    let start_notifier = |name: &str| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_argus"))
+            .args(["notifier", "--listen", "127.0.0.1:0", "--config"])
+            .arg(&cfg)
+            .arg("--data-dir")
+            .arg(dir.path().join(name))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+            &mut line,
+        )
+        .unwrap();
+        let url = line
+            .trim()
+            .strip_prefix("argus listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .to_string();
+        (Proc(child), url)
+    };
+    let (_a, url_a) = start_notifier("a");
+    let (_b, url_b) = start_notifier("b");
+    let c = reqwest::Client::new();
+    wait_ready(&c, &format!("{url_a}/ready")).await;
+    wait_ready(&c, &format!("{url_b}/ready")).await;
+    // Names unique to this run: the broker keeps topics between runs.
+    let run = std::process::id();
+    let names: Vec<String> = (0..8).map(|i| format!("Kafka{run}x{i}")).collect();
+    for (i, n) in names.iter().enumerate() {
+        // Half posted to each instance; both see all through argus.alerts.
+        let url = if i % 2 == 0 { &url_a } else { &url_b };
+        post_alert(&c, url, n).await;
+    }
+    wait_for("every group notified", Duration::from_secs(60), || {
+        names.iter().all(|n| hook.count(n) >= 1)
+    })
+    .await;
+    // Both instances had time to act on every group.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    for n in &names {
+        if hook.count(n) != 1 {
+            let h = common::get_json(&c, format!("{url_a}/api/v1/notifications?limit=100")).await;
+            let mine: Vec<&Value> = h["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|a| a["group_key"].as_str().unwrap().contains(n.as_str()))
+                .collect();
+            panic!("{n} notified {} times; history: {mine:#?}", hook.count(n));
+        }
+    }
+    let groups_a = common::get_json(&c, format!("{url_a}/api/v1/notifier/groups")).await;
+    let groups_b = common::get_json(&c, format!("{url_b}/api/v1/notifier/groups")).await;
+    let ours = |v: &Value| {
+        v["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|g| g["groupKey"].as_str().unwrap().contains(&format!("Kafka{run}x")))
+            .count()
+    };
+    assert_eq!(ours(&groups_a), 8, "instance a holds every group");
+    assert_eq!(ours(&groups_b), 8, "instance b holds every group");
+}

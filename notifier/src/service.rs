@@ -49,7 +49,8 @@ pub struct NotifierConfig {
     pub config: Option<serde_yaml_ng::Value>,
     /// Links in notifications point here (Alertmanager's `--web.external-url`).
     pub external_url: String,
-    /// This instance's name in the notification log (claims); default: the host name.
+    /// This instance's name in the notification log (claims): unique per running
+    /// instance and the same across its restarts; default: `<host name>:<data dir>`.
     pub instance: Option<String>,
     /// A claim with no outcome after it stops holding others back after this long.
     #[serde(with = "serde_duration")]
@@ -186,7 +187,10 @@ impl NotifierService {
         stop: watch::Receiver<bool>,
     ) -> Result<Self, NotifierError> {
         let s = &cfg.settings;
-        let instance = s.instance.clone().unwrap_or_else(default_instance);
+        let instance = s
+            .instance
+            .clone()
+            .unwrap_or_else(|| default_instance(Path::new(".")));
         let nflog = NotificationLog::open(
             log,
             NflogOptions {
@@ -235,13 +239,15 @@ impl NotifierService {
     }
 }
 
-/// The host name, else `argus`.
-fn default_instance() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
+/// `<host name>:<data dir>`: unique per instance on a host, stable across restarts.
+pub fn default_instance(data_dir: &Path) -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
         .map(|s| s.trim().to_string())
         .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "argus".into())
+        .unwrap_or_else(|| "argus".into());
+    let dir = std::fs::canonicalize(data_dir).unwrap_or_else(|_| data_dir.to_path_buf());
+    format!("{host}:{}", dir.display())
 }
 
 #[derive(Debug, Deserialize)]
