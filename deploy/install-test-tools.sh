@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Installs the real clients the collector tests drive: Debian's rsyslog (forwards to the
 # syslog receiver) and a Python venv with a published Loki push client from PyPI
-# (python-logging-loki). Prints the venv's python on stdout. Idempotent.
+# (python-logging-loki); and Debian's python3-aiosmtpd and openssl for the test SMTP
+# server (start-smtp.sh). Prints the venv's python on stdout. Idempotent.
 #   venv: ${ARGUS_TEST_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/argus-test-venv}
 set -euo pipefail
 # shellcheck source=SCRIPTDIR/lib.sh
 . "$(dirname "$0")/lib.sh"
 
 missing=()
-for pkg in rsyslog python3; do
+for pkg in rsyslog python3 python3-aiosmtpd openssl; do
   deb_installed "$pkg" || missing+=("$pkg")
 done
 if [ ${#missing[@]} -gt 0 ]; then

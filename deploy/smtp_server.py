@@ -41,7 +41,7 @@ class Store:
         self.seq = 0
         os.makedirs(directory, exist_ok=True)
 
-    def save(self, port, session, envelope):
+    def save(self, port, tls, session, envelope):
         self.seq += 1
         name = f"{time.time_ns()}-{os.getpid()}-{self.seq}-{port}"
         content = envelope.original_content or envelope.content
@@ -56,7 +56,7 @@ class Store:
             "rcpt_tos": envelope.rcpt_tos,
             "auth_user": auth and auth.get("user"),
             "auth_mechanism": auth and auth.get("mechanism"),
-            "tls": session.ssl is not None,
+            "tls": tls or session.ssl is not None,
             "eml": name + ".eml",
         }
         tmp = os.path.join(self.dir, name + ".json.tmp")
@@ -69,9 +69,10 @@ class Store:
 class Handler:
     """The message hooks of one listener."""
 
-    def __init__(self, store, port, user, password, cram_md5):
+    def __init__(self, store, port, implicit_tls, user, password, cram_md5):
         self.store = store
         self.port = port
+        self.implicit_tls = implicit_tls
         self.user = user
         self.password = password
         if cram_md5:
@@ -88,7 +89,7 @@ class Handler:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
-        name = self.store.save(self.port, session, envelope)
+        name = self.store.save(self.port, self.implicit_tls, session, envelope)
         log.info("port %d: stored %s from %s to %s", self.port, name,
                  envelope.mail_from, envelope.rcpt_tos)
         return "250 OK stored"
@@ -106,15 +107,18 @@ class Handler:
     async def _cram_md5(self, server, args):
         challenge = f"<{time.time_ns()}.{os.getpid()}@argus-test>".encode()
         answer = await server.challenge_auth(challenge)
-        if not isinstance(answer, bytes) or b" " not in answer:
-            return AuthResult(success=False)
+        if not isinstance(answer, bytes):
+            # challenge_auth has answered the client already
+            return AuthResult(success=False, handled=True)
+        if b" " not in answer:
+            return AuthResult(success=False, handled=False)
         login, digest = answer.rsplit(b" ", 1)
         want = hmac.new(self.password.encode(), challenge, hashlib.md5).hexdigest()
         if login.decode("utf-8", "replace") == self.user and hmac.compare_digest(
                 digest.decode("ascii", "replace"), want):
             return AuthResult(success=True,
                               auth_data={"user": self.user, "mechanism": "CRAM-MD5"})
-        return AuthResult(success=False)
+        return AuthResult(success=False, handled=False)
 
 
 async def watch(pid):
@@ -145,9 +149,9 @@ async def main():
     store = Store(a.dir)
     loop = asyncio.get_running_loop()
 
-    def factory(port, cram_md5=False, **kw):
+    def factory(port, cram_md5=False, implicit_tls=False, **kw):
         def make():
-            h = Handler(store, port, a.user, a.password, cram_md5)
+            h = Handler(store, port, implicit_tls, a.user, a.password, cram_md5)
             return SMTP(h, loop=loop, hostname="smtp.argus.test",
                         enable_SMTPUTF8=True, authenticator=h.authenticate, **kw)
         return make
@@ -155,8 +159,8 @@ async def main():
     plain = factory(a.port)
     starttls = factory(a.port + 1, tls_context=tls, require_starttls=True,
                        auth_required=True, auth_require_tls=True, cram_md5=True)
-    implicit = factory(a.port + 2, auth_required=True, auth_require_tls=False,
-                       auth_exclude_mechanism=["LOGIN"])
+    implicit = factory(a.port + 2, implicit_tls=True, auth_required=True,
+                       auth_require_tls=False, auth_exclude_mechanism=["LOGIN"])
     servers = [
         await loop.create_server(plain, "127.0.0.1", a.port),
         await loop.create_server(starttls, "127.0.0.1", a.port + 1),

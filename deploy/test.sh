@@ -8,7 +8,8 @@
 #     e.g. deploy/test.sh -p bus restart -- --nocapture
 #
 # Ports: ARGUS_KAFKA_PORT (19092), ARGUS_CLICKHOUSE_PORT (18124),
-#        ARGUS_CLICKHOUSE_MODERN_PORT (18125). State: $ARGUS_SERVICES_DIR (target/services).
+#        ARGUS_CLICKHOUSE_MODERN_PORT (18125), ARGUS_SMTP_PORT (19025-19027).
+#        State: $ARGUS_SERVICES_DIR (target/services).
 # Exit status: cargo test's.
 set -euo pipefail
 # shellcheck source=SCRIPTDIR/lib.sh
@@ -75,6 +76,12 @@ start ARGUS_TEST_NODE_EXPORTER node-exporter "${ARGUS_NODE_EXPORTER_PORT:-19100}
   start-node-exporter.sh stop-node-exporter.sh
 start ARGUS_TEST_PROMETHEUS prometheus "${ARGUS_PROMETHEUS_PORT:-19090}" \
   start-prometheus.sh stop-prometheus.sh
+smtp_port=${ARGUS_SMTP_PORT:-19025}
+start ARGUS_TEST_SMTP smtp "$smtp_port" start-smtp.sh stop-smtp.sh
+export ARGUS_TEST_SMTP_STARTTLS="127.0.0.1:$((smtp_port + 1))" \
+  ARGUS_TEST_SMTP_TLS="127.0.0.1:$((smtp_port + 2))" \
+  ARGUS_TEST_SMTP_DIR="$STATE_DIR/smtp-$smtp_port/mail" \
+  ARGUS_TEST_SMTP_CA="$STATE_DIR/smtp-$smtp_port/ca.pem"
 export ARGUS_TEST_PROMETHEUS_BIN=/usr/bin/prometheus
 export ARGUS_TEST_PROMTOOL=/usr/bin/promtool
 export ARGUS_TEST_AMTOOL=/usr/bin/amtool

@@ -260,13 +260,12 @@ impl CompiledTemplate {
 /// Parses one file into `defs`: its defines (a later one replaces an earlier one,
 /// unless it is empty, as Go does) and its top-level text under the file's base name.
 fn add_file(defs: &mut Defs, path: &str, base: &str, text: &str) -> Result<(), NotifierError> {
-    let (main, defines) =
-        Template::parse_set(path, text, &AmFuncs::parse_only()).map_err(|e| {
-            NotifierError::Template {
-                name: path.to_string(),
-                message: strip_go_prefix(path, &e.0),
-            }
-        })?;
+    let (main, defines) = Template::parse_set(path, text, &AmFuncs::parse_only()).map_err(|e| {
+        NotifierError::Template {
+            name: path.to_string(),
+            message: strip_go_prefix(path, &e.0),
+        }
+    })?;
     for t in defines.into_iter().chain(std::iter::once(main)) {
         let name = if t.name() == path {
             base.to_string()
@@ -289,9 +288,8 @@ fn expand_glob(pattern: &str, base_dir: Option<&Path>) -> Result<Vec<PathBuf>, N
         _ => PathBuf::from(pattern),
     };
     let full_s = full.to_string_lossy().into_owned();
-    let paths = glob::glob(&full_s).map_err(|e| {
-        NotifierError::Config(format!("templates: bad pattern {pattern:?}: {e}"))
-    })?;
+    let paths = glob::glob(&full_s)
+        .map_err(|e| NotifierError::Config(format!("templates: bad pattern {pattern:?}: {e}")))?;
     let mut out = Vec::new();
     for p in paths {
         let p = p.map_err(|e| NotifierError::Template {
@@ -462,7 +460,7 @@ fn one_arg<'v>(name: &str, args: &'v [Value]) -> Result<&'v Value, String> {
     }
 }
 
-fn str_arg<'v>(v: &'v Value) -> Result<&'v str, String> {
+fn str_arg(v: &Value) -> Result<&str, String> {
     match v {
         Value::Str(s) => Ok(s),
         Value::Nil => Err("invalid value; expected string".into()),
@@ -526,7 +524,7 @@ fn sub_ns(a: &GoTime, b: &GoTime) -> i64 {
 }
 
 /// Go's `time.Duration.String()`: `1h2m3s`, `1.5s`, `300ms`, `0s`.
-pub fn go_duration(ns: i64) -> String {
+fn go_duration(ns: i64) -> String {
     if ns == 0 {
         return "0s".into();
     }
@@ -694,7 +692,12 @@ impl Funcs for AmFuncs<'_> {
             Value::Map(m) if is_kv(m) => {
                 let r = match name {
                     "SortedPairs" => no_args(name, args).map(|_| {
-                        list(sorted_pairs(m).into_iter().map(|(k, v)| pair(k, v)).collect())
+                        list(
+                            sorted_pairs(m)
+                                .into_iter()
+                                .map(|(k, v)| pair(k, v))
+                                .collect(),
+                        )
                     }),
                     "Names" => no_args(name, args).map(|_| {
                         list(
@@ -705,7 +708,12 @@ impl Funcs for AmFuncs<'_> {
                         )
                     }),
                     "Values" => no_args(name, args).map(|_| {
-                        list(sorted_pairs(m).into_iter().map(|(_, v)| v.clone()).collect())
+                        list(
+                            sorted_pairs(m)
+                                .into_iter()
+                                .map(|(_, v)| v.clone())
+                                .collect(),
+                        )
                     }),
                     "Remove" => one_arg(name, args).and_then(strings_arg).map(|keys| {
                         let mut out = (**m).clone();

@@ -249,10 +249,16 @@ fn string_functions() {
     let cases: &[(&str, &str)] = &[
         ("{{ toUpper \"disk full\" }}", "DISK FULL"),
         ("{{ \"Disk FULL\" | toLower }}", "disk full"),
-        ("{{ title \"hELLO wORLD, it's me\" }}", "Hello World, It's Me"),
+        (
+            "{{ title \"hELLO wORLD, it's me\" }}",
+            "Hello World, It's Me",
+        ),
         ("[{{ trimSpace \"  a b \\n\" }}]", "[a b]"),
         ("{{ stringSlice \"a\" \"b\" \"c\" | join \"-\" }}", "a-b-c"),
-        ("{{ match \"^web-[0-9]+$\" \"web-12\" }} {{ match \"^web$\" \"web-12\" }}", "true false"),
+        (
+            "{{ match \"^web-[0-9]+$\" \"web-12\" }} {{ match \"^web$\" \"web-12\" }}",
+            "true false",
+        ),
         (
             "{{ reReplaceAll \"^(.*):[0-9]+$\" \"$1\" \"host.example:9100\" }}",
             "host.example",
@@ -260,7 +266,10 @@ fn string_functions() {
         ("{{ urlUnescape \"a%20b+c%2Fd\" }}", "a b c/d"),
         ("{{ \"a b&c\" | urlquery }}", "a+b%26c"),
         ("{{ printf \"%s=%d\" \"n\" 3 }}", "n=3"),
-        ("{{ if and (eq .Status \"firing\") (gt (len .Alerts) 2) }}yes{{ end }}", "yes"),
+        (
+            "{{ if and (eq .Status \"firing\") (gt (len .Alerts) 2) }}yes{{ end }}",
+            "yes",
+        ),
         // text templates print safeHtml's argument as is, and html too
         ("{{ safeHtml \"<b>\" }}", "<b>"),
     ];
@@ -310,8 +319,12 @@ fn time_functions_and_methods() {
         assert_eq!(&render(&t, text, &n), want, "{text}");
     }
     assert!(
-        render_err(&t, "{{ tz \"Mars/Olympus\" (index .Alerts 0).StartsAt }}", &n)
-            .contains("unknown time zone Mars/Olympus")
+        render_err(
+            &t,
+            "{{ tz \"Mars/Olympus\" (index .Alerts 0).StartsAt }}",
+            &n
+        )
+        .contains("unknown time zone Mars/Olympus")
     );
 }
 
@@ -366,7 +379,10 @@ fn default_email_templates_render_a_mix() {
     assert_eq!(subject, "[FIRING:2] DiskFull (critical)");
 
     let text = render(&t, "{{ template \"email.default.text\" . }}", &n);
-    assert!(text.starts_with("[FIRING:2] DiskFull (critical)\n"), "{text}");
+    assert!(
+        text.starts_with("[FIRING:2] DiskFull (critical)\n"),
+        "{text}"
+    );
     let firing = text.find("Firing (2):").expect("firing section");
     let resolved = text.find("Resolved (1):").expect("resolved section");
     assert!(firing < resolved, "{text}");
@@ -408,8 +424,14 @@ fn default_wecom_and_sms_templates() {
         "## <font color=\"warning\">[FIRING:2]</font> DiskFull"
     );
     assert!(md.contains("> **DiskFull** <font color=\"warning\">critical</font>\n> disk / is 95% full\n> <font color=\"comment\">instance=web-1 · 2024-05-01 10:00:00 UTC</font>"), "{md}");
-    assert!(md.contains("> <font color=\"info\">Resolved</font> **DiskFull** disk / is 91% full"), "{md}");
-    assert!(md.ends_with("[View in Argus](http://argus.example:9093/#/alerts?receiver=ops%5C.team)"), "{md}");
+    assert!(
+        md.contains("> <font color=\"info\">Resolved</font> **DiskFull** disk / is 91% full"),
+        "{md}"
+    );
+    assert!(
+        md.ends_with("[View in Argus](http://argus.example:9093/#/alerts?receiver=ops%5C.team)"),
+        "{md}"
+    );
     assert!(md.len() < 4096);
 
     let text = render(&t, "{{ template \"wecom.default.text\" . }}", &n);
@@ -439,7 +461,10 @@ fn default_wecom_and_sms_templates() {
 
     // Alertmanager's WeChat default stays available for migrated configurations
     let wechat = render(&t, "{{ template \"wechat.default.message\" . }}", &n);
-    assert!(wechat.starts_with("[FIRING:2] DiskFull (critical)\n"), "{wechat}");
+    assert!(
+        wechat.starts_with("[FIRING:2] DiskFull (critical)\n"),
+        "{wechat}"
+    );
     assert!(wechat.contains("Alerts Firing:\nLabels:\n - alertname = DiskFull"));
     assert!(wechat.contains("Alerts Resolved:\nLabels:"));
 }
@@ -456,7 +481,10 @@ fn chinese_text_in_data_and_templates() {
                 ("机房", "上海"),
                 ("severity", "严重"),
             ],
-            &[("summary", "根分区使用率 95%"), ("description", "请尽快清理")],
+            &[
+                ("summary", "根分区使用率 95%"),
+                ("description", "请尽快清理"),
+            ],
             false,
         )],
         ..mixed()
@@ -474,11 +502,19 @@ fn chinese_text_in_data_and_templates() {
         "[FIRING:1] 磁盘空间不足 (严重 上海)"
     );
     assert_eq!(
-        render(&t, "{{ toUpper \"cpu 使用率 high\" }}|{{ title \"中文 abc\" }}|{{ len \"中文\" }}", &n),
+        render(
+            &t,
+            "{{ toUpper \"cpu 使用率 high\" }}|{{ title \"中文 abc\" }}|{{ len \"中文\" }}",
+            &n
+        ),
         "CPU 使用率 HIGH|中文 Abc|6"
     );
     assert_eq!(
-        render(&t, "{{ reReplaceAll \"(\\\\p{Han}+)分区\" \"[$1]\" \"根分区\" }}", &n),
+        render(
+            &t,
+            "{{ reReplaceAll \"(\\\\p{Han}+)分区\" \"[$1]\" \"根分区\" }}",
+            &n
+        ),
         "[根]"
     );
     let md = render(&t, "{{ template \"wecom.default.message\" . }}", &n);
@@ -521,8 +557,11 @@ fn user_files_override_and_extend_the_defaults() {
     )
     .unwrap();
     std::fs::write(sub.join("notes.txt"), "{{ broken").unwrap();
-    let t = Templates::load(&["tmpl/*.tmpl".into(), "missing/*.tmpl".into()], Some(dir.path()))
-        .unwrap();
+    let t = Templates::load(
+        &["tmpl/*.tmpl".into(), "missing/*.tmpl".into()],
+        Some(dir.path()),
+    )
+    .unwrap();
     let n = mixed();
     // the default email subject calls the overridden __subject
     assert_eq!(
@@ -543,7 +582,10 @@ fn user_files_override_and_extend_the_defaults() {
     // an absolute glob ignores the base directory
     let abs = format!("{}/a.tmpl", sub.display());
     let t = Templates::load(&[abs], Some(std::path::Path::new("/nonexistent"))).unwrap();
-    assert_eq!(render(&t, "{{ template \"__subject\" . }}", &n), "A:DiskFull");
+    assert_eq!(
+        render(&t, "{{ template \"__subject\" . }}", &n),
+        "A:DiskFull"
+    );
     // defines in a channel text are seen by that text
     assert_eq!(
         render(
@@ -629,4 +671,34 @@ fn errors_name_the_template() {
         &n,
     );
     assert!(msg.contains("exceeded maximum template depth"), "{msg}");
+}
+
+#[test]
+fn go_template_sets_define_block_and_template() {
+    let t = Templates::default();
+    let n = mixed();
+    // block defines a template and runs it in place
+    assert_eq!(
+        render(
+            &t,
+            "{{ block \"b\" .Status }}<{{ . }}>{{ end }}|{{ template \"b\" \"again\" }}",
+            &n
+        ),
+        "<firing>|<again>"
+    );
+    // {{template "x"}} without a pipeline runs with nil data
+    assert_eq!(render(&t, "{{ template \"__alertmanager\" }}", &n), "Argus");
+    // a define's variables are its own
+    let msg = render_err(&t, "{{ $x := 1 }}{{ define \"v\" }}{{ $x }}{{ end }}", &n);
+    assert!(msg.contains("undefined variable \"$x\""), "{msg}");
+    // define only at the top level
+    let msg = render_err(&t, "{{ if true }}{{ define \"x\" }}{{ end }}{{ end }}", &n);
+    assert!(msg.contains("unexpected <define>"), "{msg}");
+    // html output of called templates is escaped once
+    let html = t
+        .compile_html("html", "{{ template \"email.default.html\" . }}")
+        .unwrap()
+        .render(&TemplateData::new(&n))
+        .unwrap();
+    assert!(!html.contains("&amp;amp;"), "{html}");
 }

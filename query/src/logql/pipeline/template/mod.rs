@@ -337,7 +337,10 @@ fn lex(name: &str, text: &str) -> Result<(Vec<Item>, Vec<usize>), TemplateError>
     let mut trim_next = false;
     let line_at = |rest: &str, off: usize| -> usize {
         let pos = text.len() - rest.len() + off;
-        1 + text.as_bytes()[..pos].iter().filter(|b| **b == b'\n').count()
+        1 + text.as_bytes()[..pos]
+            .iter()
+            .filter(|b| **b == b'\n')
+            .count()
     };
     loop {
         let Some(open) = rest.find("{{") else {

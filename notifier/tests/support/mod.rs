@@ -1,0 +1,3 @@
+//! Test support shared by the notifier's integration tests.
+
+pub mod standins;
