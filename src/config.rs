@@ -130,14 +130,21 @@ impl Config {
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| ConfigError(format!("{}: {e}", path.display())))?;
-        Self::parse(&text, &path.display().to_string())
+        Self::parse_at(&text, &path.display().to_string(), path.parent())
     }
 
+    #[cfg(test)]
     pub fn parse(text: &str, name: &str) -> Result<Config, ConfigError> {
+        Self::parse_at(text, name, None)
+    }
+
+    /// Parses a config whose relative file references (`notifier.config_file`) are
+    /// relative to `base_dir`.
+    fn parse_at(text: &str, name: &str, base_dir: Option<&Path>) -> Result<Config, ConfigError> {
         if text.trim().is_empty() {
             return Ok(Config::default());
         }
-        let cfg: Config = serde_yaml_ng::from_str(text).map_err(|e| {
+        let mut cfg: Config = serde_yaml_ng::from_str(text).map_err(|e| {
             let msg = e.to_string();
             match e.location() {
                 // serde_yaml appends " at line L column C"; keep the message, lead with the place.
@@ -148,6 +155,11 @@ impl Config {
                 None => ConfigError(format!("{name}: {msg}")),
             }
         })?;
+        if let (Some(base), Some(f)) = (base_dir, cfg.notifier.config_file.as_mut())
+            && f.is_relative()
+        {
+            *f = base.join(&*f);
+        }
         cfg.validate(text, name)?;
         Ok(cfg)
     }
