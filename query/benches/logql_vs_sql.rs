@@ -7,7 +7,9 @@
 //! `ARGUS_BENCH_CLICKHOUSE_URL` (default `http://127.0.0.1:18125`; reused when it
 //! already holds the same number of lines, `--reload` forces a reload), then runs each
 //! query warm `ARGUS_BENCH_REPS` (5) times both ways, checks that the answers agree and
-//! prints a markdown table. Run: `cargo bench -p argus-query --bench logql_vs_sql`.
+//! prints a markdown table. Run: `cargo bench -p argus-query --bench logql_vs_sql`
+//! (`ARGUS_BENCH_ONLY=json,pattern` runs the queries whose names contain one of
+//! those words).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -494,9 +496,11 @@ async fn main() {
     cfg.max_insert_rows = 500_000;
     let store = ClickHouseStore::connect(cfg).await.expect("connect");
     let modern = store.features().modern;
+    // without validation: 18.16 has no RowBinaryWithNamesAndTypes
     let client = clickhouse::Client::default()
         .with_url(&url)
-        .with_database("argus_bench");
+        .with_database("argus_bench")
+        .with_validation(false);
     store.ensure_schema().await.expect("schema");
     let have: u64 = client
         .query("SELECT count() FROM entries")
@@ -526,7 +530,11 @@ async fn main() {
         "| query | Argus median ms | Argus min ms | SQL median ms | SQL min ms | ratio | agree |"
     );
     println!("|---|---:|---:|---:|---:|---:|---|");
+    let only = std::env::var("ARGUS_BENCH_ONLY").unwrap_or_default();
     for b in benches(modern) {
+        if !only.is_empty() && !only.split(',').any(|o| b.name.contains(o)) {
+            continue;
+        }
         let p = QueryParams {
             tenant: TENANT.into(),
             query: b.logql.clone(),

@@ -9,13 +9,16 @@
 //! points (series × steps).
 //!
 //! `count_over_time`, `rate`, `bytes_over_time` and `bytes_rate` over line filters
-//! only, grouped `by` labels, ask the store for per-bucket counts instead (when some
+//! only, grouped `by` labels, ask the store for per-bucket counts instead (bucket
+//! width `gcd(step, range)`, so that each window is a union of buckets; when some
 //! stream lacks a grouping label, with a per-stream "has structured metadata" flag,
-//! and scan when such a stream has metadata, which could add the label) (bucket width `gcd(step, range)`, so that each window is
-//! a union of buckets) and scan when the store cannot answer. With a `json` or
-//! `pattern` parser, label filters and `unwrap` (see [`crate::store::pushdown`]),
+//! and scan when such a stream has metadata, which could add the label) and scan
+//! when the store cannot answer. With a `json`, `logfmt` or `pattern` parser, label filters and `unwrap` (see [`crate::store::pushdown`]),
 //! the same is asked of the store's `aggregate`, which answers per bucket and
-//! extracted grouping key, or declines when it cannot be exact.
+//! extracted grouping key and returns the rows it cannot evaluate exactly, which run
+//! through the pipeline here (a row that ends with `__error__` makes the engine scan,
+//! so that errors are reported exactly as without pushdown), or declines. Streams
+//! with the same grouping labels may be counted together by the store.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -28,7 +31,7 @@ use crate::error::{QueryError, Result};
 use crate::logql::ast::{Grouping, LogRange, RangeOp, Stage};
 use crate::logql::pipeline::{UnwrapExtractor, leading_line_filters};
 use crate::store::pushdown::{self, AggRequest, AggRow};
-use crate::store::{Cursor, Direction, ScanRequest, StreamInfo};
+use crate::store::{BucketRequest, Cursor, Direction, ScanRequest, StreamInfo};
 
 /// Samples gathered per time slice before they are sorted and fed.
 const SLICE_TARGET: usize = 200_000;
@@ -198,41 +201,33 @@ async fn try_buckets(
     }
     let fps: Vec<u64> = streams.iter().map(|s| s.fingerprint).collect();
     let filters = leading_line_filters(&range.log.pipeline);
-    let counts = if lacking.is_empty() {
-        let Some(counts) = ctx
-            .store
-            .bucket_counts(ctx.tenant, &fps, &filters, origin, width, buckets)
-            .await?
-        else {
-            return Ok(None);
-        };
-        counts
-    } else {
-        let Some((counts, with_meta)) = ctx
-            .store
-            .bucket_counts_with_metadata(
-                ctx.tenant,
-                &fps,
-                &filters,
-                origin,
-                width,
-                buckets,
-                matches!(op, RangeOp::BytesOverTime | RangeOp::BytesRate),
-            )
-            .await?
-        else {
-            return Ok(None);
-        };
-        if with_meta.iter().any(|fp| lacking.contains(fp)) {
-            return Ok(None);
-        }
-        counts
-    };
+    // Streams of one output series may be counted together by the store (a stream
+    // lacking a grouping label never shares a series with one that has them all, so
+    // the metadata check below still sees lacking streams only).
     let mut groups = Interner::default();
-    let group_of: HashMap<u64, u32> = streams
+    let ids: Vec<u32> = streams
         .iter()
-        .map(|s| (s.fingerprint, groups.id(group_labels(&s.labels, g))))
+        .map(|s| groups.id(group_labels(&s.labels, g)))
         .collect();
+    let group_of: HashMap<u64, u32> = fps.iter().copied().zip(ids.iter().copied()).collect();
+    let bytes_needed = matches!(op, RangeOp::BytesOverTime | RangeOp::BytesRate);
+    let req = BucketRequest {
+        tenant: ctx.tenant,
+        streams: &fps,
+        groups: &ids,
+        filters: &filters,
+        origin,
+        width,
+        buckets,
+        with_bytes: bytes_needed,
+        with_metadata: !lacking.is_empty(),
+    };
+    let Some((counts, with_meta)) = ctx.store.bucket_counts_grouped(&req).await? else {
+        return Ok(None);
+    };
+    if with_meta.iter().any(|fp| lacking.contains(fp)) {
+        return Ok(None);
+    }
     let mut per_group: Vec<Vec<(i64, u64, u64)>> = vec![Vec::new(); groups.labels.len()];
     let (mut lines, mut bytes) = (0u64, 0u64);
     for c in counts {
@@ -339,21 +334,75 @@ async fn try_aggregate(
         return Ok(None);
     };
     let fps: Vec<u64> = streams.iter().map(|s| s.fingerprint).collect();
+    // streams with the same grouping labels may be aggregated together
+    let mut stream_groups = Interner::default();
+    let ids: Vec<u32> = streams
+        .iter()
+        .map(|s| stream_groups.id(group_labels(&s.labels, g)))
+        .collect();
     let req = AggRequest {
         tenant: ctx.tenant,
         streams: &fps,
+        groups: &ids,
         plan: &plan,
         origin,
         width,
         buckets,
     };
-    let Some(rows) = ctx.store.aggregate(&req).await? else {
+    let Some(answer) = ctx.store.aggregate(&req).await? else {
         return Ok(None);
     };
     // series labels: the grouping labels of the stream, plus the extracted keys
     let mut groups = Interner::default();
     let mut per_group: Vec<Vec<AggRow>> = Vec::new();
     let (mut lines, mut bytes) = (0u64, 0u64);
+    // The rows the store could not evaluate run through the pipeline here, each a
+    // one-sample row of its bucket. One that ends with an error label falls back to
+    // the scan, which reports it exactly as without pushdown.
+    let rows = answer.rows;
+    if !answer.rest.is_empty() {
+        let proc = LineProc::new(&range.log.pipeline)?;
+        let unwrap = range
+            .unwrap
+            .as_ref()
+            .map(UnwrapExtractor::new)
+            .transpose()?;
+        for (fp, e) in &answer.rest {
+            ctx.add_scanned(1, e.line.len() as u64)?;
+            let Ok(i) = streams.binary_search_by_key(fp, |s| s.fingerprint) else {
+                continue;
+            };
+            let Some(p) = proc.process(e.ts, &e.line, &streams[i].labels, &e.metadata) else {
+                continue;
+            };
+            let mut labels = p.labels;
+            let value = match &unwrap {
+                Some(u) => match u.extract(&mut labels) {
+                    None => continue,
+                    Some(v) => v.unwrap_or(0.0),
+                },
+                None => 1.0,
+            };
+            if labels.get(ERROR_LABEL).is_some() {
+                return Ok(None);
+            }
+            let l = group_labels(&labels, g);
+            let gid = groups.id(l) as usize;
+            if per_group.len() <= gid {
+                per_group.resize_with(gid + 1, Vec::new);
+            }
+            per_group[gid].push(AggRow {
+                fingerprint: *fp,
+                bucket: (e.ts - origin - 1).div_euclid(width) + 1,
+                keys: Vec::new(),
+                count: 1,
+                bytes: p.line.len() as u64,
+                sum: value,
+                min: value,
+                max: value,
+            });
+        }
+    }
     for r in rows {
         if r.bucket < 1 || r.bucket > buckets || r.count == 0 {
             continue;

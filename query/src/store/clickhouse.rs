@@ -64,9 +64,10 @@ use clickhouse::{Client, Row};
 use serde::{Deserialize, Serialize};
 
 use super::plan::{DAY_NS, Simple, classify, day_of, seq_of, split_writes};
-use super::pushdown::{AggRequest, AggRow};
+use super::pushdown::{AggAnswer, AggRequest, AggRow};
 use super::{
-    BucketCount, Direction, Entry, IndexStats, LogStore, ScanRequest, StreamInfo, WriteRow,
+    BucketCount, BucketRequest, Direction, Entry, IndexStats, LogStore, ScanRequest, StreamInfo,
+    WriteRow,
 };
 use crate::error::{QueryError, Result};
 use crate::logql::ast::LineFilter;
@@ -75,6 +76,9 @@ use crate::logql::ast::LineFilter;
 const FP_CHUNK: usize = 2000;
 /// Entries of the series cache before it is cleared.
 const SERIES_CACHE_MAX: usize = 1_000_000;
+/// Rows of a pushed-down aggregation the server cannot evaluate exactly that are
+/// sent to the engine; past this many the engine scans instead.
+const MAX_UNSAFE_ROWS: usize = 100_000;
 /// ClickHouse's default `max_insert_block_size` is 1048576 rows.
 const MAX_INSERT_ROWS_LIMIT: usize = 1_000_000;
 
@@ -203,12 +207,14 @@ struct ScanRow {
 
 /// What `bucket_rows` computes.
 #[derive(Debug, Clone, Copy)]
-struct BucketSpec {
+struct BucketSpec<'a> {
     origin: i64,
     width: i64,
     buckets: i64,
     with_bytes: bool,
     with_metadata: bool,
+    /// Group ids parallel to the streams (empty: one group per stream).
+    groups: &'a [u32],
 }
 
 #[derive(Row, Deserialize)]
@@ -291,6 +297,38 @@ fn like_contains(v: &str) -> String {
     p
 }
 
+/// The group id of each stream, when groups were given.
+pub(super) fn group_map(streams: &[u64], groups: &[u32]) -> Option<HashMap<u64, u32>> {
+    (!groups.is_empty() && groups.len() == streams.len()).then(|| {
+        streams
+            .iter()
+            .copied()
+            .zip(groups.iter().copied())
+            .collect()
+    })
+}
+
+/// The `GROUP BY` expression putting the streams of `fps` into their groups: a
+/// constant when they all share one, else `None` (group by fingerprint: mapping
+/// fingerprints to groups on the server costs more than sending a row per stream).
+pub(super) fn group_expr(fps: &[u64], group_of: Option<&HashMap<u64, u32>>) -> Option<String> {
+    let group_of = group_of?;
+    let first = group_of.get(fps.first()?)?;
+    fps.iter()
+        .all(|fp| group_of.get(fp) == Some(first))
+        .then(|| "toUInt32(0)".to_string())
+}
+
+/// The bucket of a row: `(origin + (i-1)*width, origin + i*width]` is bucket `i`
+/// (a constant with one bucket: every row read is in it).
+pub(super) fn bucket_sql(origin: i64, width: i64, buckets: i64) -> String {
+    if buckets == 1 {
+        "toInt64(1)".into()
+    } else {
+        format!("toInt64(intDiv(ts - toInt64({origin}) - 1, toInt64({width})) + 1)")
+    }
+}
+
 /// SQL for the filters pushed down (values as literals), and whether all were. On
 /// modern servers a positive substring filter is written `line LIKE '%v%'`, which the
 /// `ngrambf_v1` index serves (`position` is not); 18.16 uses `position`.
@@ -345,7 +383,7 @@ impl ClickHouseStore {
         tenant: &str,
         streams: &[u64],
         filters: &[LineFilter],
-        spec: BucketSpec,
+        spec: BucketSpec<'_>,
     ) -> Result<Option<(Vec<BucketCount>, Vec<u64>)>> {
         let BucketSpec {
             origin,
@@ -358,19 +396,24 @@ impl ClickHouseStore {
             return Ok(None);
         }
         let hi = origin.saturating_add(width.saturating_mul(buckets));
+        let group_of = group_map(streams, spec.groups);
         let mut fps = streams.to_vec();
         fps.sort_unstable();
         fps.dedup();
         let mut out = Vec::new();
         let mut with_meta = Vec::new();
         for chunk in fps.chunks(FP_CHUNK) {
+            let (fp_col, group_by) = match group_expr(chunk, group_of.as_ref()) {
+                Some(g) => ("any(fingerprint)", g),
+                None => ("fingerprint", "fingerprint".to_string()),
+            };
             let sql = format!(
-                "SELECT fingerprint,
-                        toInt64(intDiv(ts - toInt64({origin}) - 1, toInt64({width})) + 1) AS bucket,
+                "SELECT {fp_col} AS _fp, {bucket} AS _bucket,
                         toUInt64(count()) AS lines, {bytes} AS bytes, {meta} AS meta
                  FROM entries
                  WHERE tenant = ? AND fingerprint IN ({list}) AND ts > {origin} AND ts <= {hi}{filters}
-                 GROUP BY fingerprint, bucket ORDER BY fingerprint, bucket",
+                 GROUP BY {group_by}, _bucket",
+                bucket = bucket_sql(origin, width, buckets),
                 list = fp_list(chunk),
                 bytes = if spec.with_bytes {
                     "toUInt64(sum(length(line)))"
@@ -385,7 +428,7 @@ impl ClickHouseStore {
             );
             let rows: Vec<BucketMetaRow> = self.db.query(&sql).bind(tenant).fetch_all().await?;
             for r in rows {
-                if r.meta > 0 && with_meta.last() != Some(&r.fingerprint) {
+                if r.meta > 0 {
                     with_meta.push(r.fingerprint);
                 }
                 out.push(BucketCount {
@@ -396,8 +439,11 @@ impl ClickHouseStore {
                 });
             }
         }
+        with_meta.sort_unstable();
+        with_meta.dedup();
         Ok(Some((out, with_meta)))
     }
+
     /// Connects and reads the server version (the database need not exist yet; call
     /// [`ClickHouseStore::ensure_schema`]).
     pub async fn connect(cfg: ClickHouseConfig) -> Result<Self> {
@@ -829,6 +875,7 @@ impl LogStore for ClickHouseStore {
             buckets,
             with_bytes: true,
             with_metadata: false,
+            groups: &[],
         };
         Ok(self
             .bucket_rows(tenant, streams, filters, spec)
@@ -853,42 +900,79 @@ impl LogStore for ClickHouseStore {
             buckets,
             with_bytes,
             with_metadata: true,
+            groups: &[],
         };
         self.bucket_rows(tenant, streams, filters, spec).await
     }
 
-    async fn aggregate(&self, req: &AggRequest<'_>) -> Result<Option<Vec<AggRow>>> {
+    async fn bucket_counts_grouped(
+        &self,
+        req: &BucketRequest<'_>,
+    ) -> Result<Option<(Vec<BucketCount>, Vec<u64>)>> {
+        let spec = BucketSpec {
+            origin: req.origin,
+            width: req.width,
+            buckets: req.buckets,
+            with_bytes: req.with_bytes,
+            with_metadata: req.with_metadata,
+            groups: req.groups,
+        };
+        self.bucket_rows(req.tenant, req.streams, req.filters, spec)
+            .await
+    }
+
+    async fn aggregate(&self, req: &AggRequest<'_>) -> Result<Option<AggAnswer>> {
         if req.width <= 0 || req.buckets <= 0 {
             return Ok(None);
         }
         let hi = req
             .origin
             .saturating_add(req.width.saturating_mul(req.buckets));
+        let group_of = group_map(req.streams, req.groups);
         let mut fps = req.streams.to_vec();
         fps.sort_unstable();
         fps.dedup();
-        let mut out = Vec::new();
+        let mut out = AggAnswer::default();
         for chunk in fps.chunks(FP_CHUNK) {
             let Some(sql) = super::sql::aggregate_sql(
                 req.plan,
                 self.features.modern,
-                &fp_list(chunk),
-                req.origin,
-                req.width,
-                hi,
+                &super::sql::Span {
+                    fps: &fp_list(chunk),
+                    group: group_expr(chunk, group_of.as_ref()),
+                    origin: req.origin,
+                    width: req.width,
+                    buckets: req.buckets,
+                    hi,
+                },
             ) else {
                 return Ok(None);
             };
-            let rows: Vec<AggRowCh> = self.db.query(&sql).bind(req.tenant).fetch_all().await?;
-            for r in rows {
-                if r.bad > 0 {
-                    tracing::debug!(
-                        rows = r.bad,
-                        "pushdown: rows the server cannot evaluate exactly; scanning"
-                    );
-                    return Ok(None);
+            // Every pushed-down expression is total (see `sql`). The setting goes in
+            // the query text: it is for this query only on any server (a setting sent
+            // beside the query may outlive it on a shared session).
+            let query = |sql: &str| {
+                if self.features.modern {
+                    self.db
+                        .query(&format!(
+                            "{sql} SETTINGS short_circuit_function_evaluation = 'disable'"
+                        ))
+                        .bind(req.tenant)
+                } else {
+                    self.db.query(sql).bind(req.tenant)
                 }
-                out.push(AggRow {
+            };
+            let rows: Vec<AggRowCh> = query(&sql.agg).fetch_all().await?;
+            let bad: u64 = rows.iter().map(|r| r.bad).sum();
+            if bad as usize + out.rest.len() > MAX_UNSAFE_ROWS {
+                tracing::debug!(
+                    rows = bad,
+                    "pushdown: too many rows the server cannot evaluate exactly; scanning"
+                );
+                return Ok(None);
+            }
+            out.rows
+                .extend(rows.into_iter().filter(|r| r.count > 0).map(|r| AggRow {
                     fingerprint: r.fingerprint,
                     bucket: r.bucket,
                     keys: r.keys,
@@ -897,7 +981,29 @@ impl LogStore for ClickHouseStore {
                     sum: r.sum,
                     min: r.min,
                     max: r.max,
-                });
+                }));
+            if bad > 0 {
+                tracing::debug!(
+                    rows = bad,
+                    "pushdown: rows the server cannot evaluate exactly go to the engine"
+                );
+                let rows: Vec<ScanRow> = query(&sql.rest).fetch_all().await?;
+                for r in rows {
+                    let metadata = if r.metadata.is_empty() {
+                        Labels::new()
+                    } else {
+                        labels_from_json(&r.metadata)?
+                    };
+                    out.rest.push((
+                        r.fingerprint,
+                        Entry {
+                            ts: r.ts,
+                            seq: r.seq,
+                            line: r.line,
+                            metadata,
+                        },
+                    ));
+                }
             }
         }
         Ok(Some(out))

@@ -107,6 +107,27 @@ pub struct BucketCount {
     pub bytes: u64,
 }
 
+/// What [`LogStore::bucket_counts_grouped`] is asked.
+#[derive(Debug, Clone)]
+pub struct BucketRequest<'a> {
+    pub tenant: &'a str,
+    /// Fingerprints, ascending.
+    pub streams: &'a [u64],
+    /// A group id per stream (parallel to `streams`): the counts of streams with the
+    /// same id may be merged into one row per bucket, whose `fingerprint` is then one
+    /// of theirs (and so is the one reported for structured metadata).
+    pub groups: &'a [u32],
+    /// Applied exactly (see [`LogStore::bucket_counts`]).
+    pub filters: &'a [LineFilter],
+    pub origin: i64,
+    pub width: i64,
+    pub buckets: i64,
+    /// Whether `bytes` is needed (0 otherwise).
+    pub with_bytes: bool,
+    /// Whether the fingerprints with structured metadata on counted rows are needed.
+    pub with_metadata: bool,
+}
+
 /// Totals for `/loki/api/v1/index/stats`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct IndexStats {
@@ -180,13 +201,48 @@ pub trait LogStore: Send + Sync + 'static {
         Ok(None)
     }
 
+    /// [`LogStore::bucket_counts`] (or, with `with_metadata`,
+    /// [`LogStore::bucket_counts_with_metadata`]) where streams of one group may be
+    /// counted together (see [`BucketRequest::groups`]). The default ignores the
+    /// groups.
+    async fn bucket_counts_grouped(
+        &self,
+        req: &BucketRequest<'_>,
+    ) -> Result<Option<(Vec<BucketCount>, Vec<u64>)>> {
+        if req.with_metadata {
+            self.bucket_counts_with_metadata(
+                req.tenant,
+                req.streams,
+                req.filters,
+                req.origin,
+                req.width,
+                req.buckets,
+                req.with_bytes,
+            )
+            .await
+        } else {
+            Ok(self
+                .bucket_counts(
+                    req.tenant,
+                    req.streams,
+                    req.filters,
+                    req.origin,
+                    req.width,
+                    req.buckets,
+                )
+                .await?
+                .map(|c| (c, Vec::new())))
+        }
+    }
+
     /// Per stream, bucket and extracted key values, the samples of a range
-    /// aggregation over a parsed pipeline (see [`pushdown`]). `None` when the store
-    /// cannot answer exactly (the engine then scans).
+    /// aggregation over a parsed pipeline (see [`pushdown`]), plus the rows the store
+    /// cannot evaluate exactly. `None` when the store cannot answer (the engine then
+    /// scans).
     async fn aggregate(
         &self,
         req: &pushdown::AggRequest<'_>,
-    ) -> Result<Option<Vec<pushdown::AggRow>>> {
+    ) -> Result<Option<pushdown::AggAnswer>> {
         let _ = req;
         Ok(None)
     }

@@ -2,14 +2,14 @@
 //! store may compute itself ([`plan`]), and the request and answer of
 //! [`super::LogStore::aggregate`].
 //!
-//! A plan covers `{selector} [line filters] | json|pattern "…" [line filters]
+//! A plan covers `{selector} [line filters] | json|logfmt|pattern "…" [line filters]
 //! [label filters] [| unwrap x]` grouped `by (…)`. The store returns, per stream,
 //! time bucket and value of the extracted grouping labels, the count, bytes, sum, min
 //! and max of the samples. It must reproduce the engine exactly: a store recognises
 //! the rows whose result it cannot prove equal to the engine's (malformed JSON,
 //! structured metadata, values that would fail numeric conversion and set
-//! `__error__`, …) and answers `None` when any exists in the range, so that the
-//! engine runs the exact pipeline instead.
+//! `__error__`, …) and returns those rows as they are (up to a limit; past it,
+//! `None`: the engine scans), for the engine to run through the exact pipeline.
 
 use argus_schemas::Labels;
 
@@ -26,6 +26,8 @@ pub enum PushParser {
     Json,
     /// `| pattern "…"`.
     Pattern(String),
+    /// `| logfmt` without flags or parameters.
+    Logfmt,
 }
 
 /// A pushed-down pipeline.
@@ -51,6 +53,10 @@ pub struct AggRequest<'a> {
     pub tenant: &'a str,
     /// Fingerprints, ascending.
     pub streams: &'a [u64],
+    /// A group id per stream (parallel to `streams`; may be empty: one group per
+    /// stream): rows of streams with the same id may be merged, their `fingerprint`
+    /// is then one of theirs.
+    pub groups: &'a [u32],
     pub plan: &'a AggPlan,
     /// Bucket `i` holds samples with `ts` in `(origin + (i-1)*width, origin + i*width]`.
     pub origin: i64,
@@ -75,6 +81,16 @@ pub struct AggRow {
     pub max: f64,
 }
 
+/// What [`super::LogStore::aggregate`] answers: the samples of the rows the store
+/// evaluated, and the rows it could not evaluate exactly (in range, after the line
+/// filters), which the engine runs through the pipeline itself.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AggAnswer {
+    pub rows: Vec<AggRow>,
+    /// `(fingerprint, entry)`, in no particular order.
+    pub rest: Vec<(u64, crate::store::Entry)>,
+}
+
 /// The label names a label filter reads.
 fn filter_names(e: &LabelFilterExpr, out: &mut Vec<String>) -> bool {
     match e {
@@ -85,11 +101,12 @@ fn filter_names(e: &LabelFilterExpr, out: &mut Vec<String>) -> bool {
             out.push(m.name.clone());
             true
         }
-        LabelFilterExpr::Number { name, value, .. } => {
+        LabelFilterExpr::Number { name, value, .. }
+        | LabelFilterExpr::Duration { name, value, .. } => {
             out.push(name.clone());
             value.is_finite()
         }
-        // Durations, bytes and IPs stay in the engine.
+        // Bytes and IPs stay in the engine.
         _ => false,
     }
 }
@@ -115,6 +132,11 @@ pub fn plan(
                 parser = Some(match p {
                     Parser::Json(params) if params.is_empty() => PushParser::Json,
                     Parser::Pattern(p) => PushParser::Pattern(p.clone()),
+                    Parser::Logfmt {
+                        strict: false,
+                        keep_empty: false,
+                        params,
+                    } if params.is_empty() => PushParser::Logfmt,
                     _ => return None,
                 })
             }
@@ -235,9 +257,10 @@ mod tests {
         let stream = Labels::from_pairs([("app", "a"), ("status", "1")]);
         for q in [
             r#"count_over_time({app="a"} | json | status >= 500 [5m])"#,
-            r#"count_over_time({app="a"} | logfmt [5m])"#,
+            r#"count_over_time({app="a"} | logfmt --strict [5m])"#,
+            r#"count_over_time({app="a"} | logfmt a="b" [5m])"#,
+            r#"count_over_time({app="a"} | json | d > 1KB [5m])"#,
             r#"count_over_time({app="a"} | json | line_format "x" [5m])"#,
-            r#"count_over_time({app="a"} | json | d > 1s [5m])"#,
             r#"count_over_time({app="a"} | json a="b" [5m])"#,
             r#"sum_over_time({app="a"} | json | unwrap duration(d) [5m])"#,
             r#"sum_over_time({app="a"} |= "x" | unwrap x [5m])"#,

@@ -1,28 +1,72 @@
 //! ClickHouse SQL for pushed-down pipelines ([`super::pushdown::AggPlan`]): the
 //! parser's labels extracted on the server, label filters and unwrapped values as SQL,
 //! and the "unsafe" predicate marking rows whose result the SQL cannot prove equal to
-//! the engine's. Works on ClickHouse 18.16 and the current engine (functions used:
-//! `match`, `extract`, `visitParamExtractRaw`, `toFloat64OrZero`, `countIf`, …).
+//! the engine's (the store then declines and the engine scans). Works on ClickHouse
+//! 18.16 and the current engine ("modern"); `logfmt` is pushed down on modern servers
+//! only.
 //!
-//! - `json`: a row is safe when its line is a flat, compact JSON object whose keys are
-//!   label identifiers and whose values are strings without escapes (and without
-//!   U+FFFD, which the engine turns into a space), numbers, booleans or null
-//!   ([`FLAT_JSON`]). Then the engine's parser extracts every key unchanged, keeps the
-//!   first of duplicate keys, the raw text of numbers, and skips nulls; and
-//!   `visitParamExtractRaw(line, 'k')` finds the same first `"k":` and its raw value.
+//! The query computes per-row columns once (named intermediate expressions in an inner
+//! `SELECT`), and on modern servers runs with `short_circuit_function_evaluation`
+//! off: every expression here is total (no function can throw on any row), and
+//! short-circuiting cheap string functions costs more than evaluating them. Rows are
+//! grouped by stream group (a constant when all streams share their grouping labels),
+//! bucket and extracted keys. A second query returns the unsafe rows themselves: the
+//! engine runs them through its pipeline (see [`super::pushdown::AggAnswer`]).
+//!
+//! JSON with label filters on modern servers runs in two stages: the first drops the
+//! rows that fail the filters both when each label they read has the cheaply found
+//! value and when it is absent (the only two things the engine can see there, see
+//! below), a conversion that could fail counting as passing; the JSON parse that
+//! proves the rest runs on the remaining rows only.
+//!
+//! - `json` on modern servers: a label `k` is read with `visitParamExtractRaw` (the
+//!   first `"k":` in the line, raw text as the engine keeps it) when the line has no
+//!   `\u` escape (which could spell a key), the longest alphanumeric run of `k`
+//!   occurs in the line exactly as often as in `k` itself (so at most one member can
+//!   be named `k` after the engine's sanitising and flattening: any other key
+//!   producing `k` would contain that run too), and simdjson finds `k` at the top
+//!   level (`JSONHas`, or `has(JSONExtractKeys(line), k)` for several labels), which
+//!   also proves the line valid JSON — which the engine then parses without error.
+//!   When the run does not occur at all the label is absent; when it occurs once but
+//!   not as a top-level `"k":` the engine may or may not see it (unsafe). A row on
+//!   which no label was found is not proven valid: it is unsafe when the SQL would
+//!   keep it (an invalid line keeps `__error__`), fine when the SQL drops it (the
+//!   engine drops it too: the labels it reads are absent either way). A filter on
+//!   `__error__` asks for validity on every row (`isValidJSON`). Values: strings
+//!   without escapes or U+FFFD (the engine unescapes and replaces it), numbers,
+//!   booleans; `null`, objects and arrays set no label.
+//! - `json` on 18.16: a row is safe when its line is a flat, compact JSON object whose
+//!   keys are label identifiers and whose values are strings without escapes (and
+//!   without U+FFFD), numbers, booleans or null ([`FLAT_JSON`]), and `"k":` occurs
+//!   once (the engine skips a `null` and reads a later duplicate); then
+//!   `visitParamExtractRaw(line, 'k')` finds the same `"k":` and its raw value as the
+//!   engine.
+//! - `logfmt` (modern, without flags or parameters): a line without backslashes, a
+//!   key `k` whose longest alphanumeric run occurs as often as in `k` (a unique
+//!   candidate), found as `k=` at a pair boundary: at the line start, or after a
+//!   whitespace byte when the last `"` before it is not preceded by `=` (so go-logfmt's
+//!   decoder is not inside a quoted value there: only a quote right after `=` opens
+//!   one, and the next quote closes it). The value is the quoted body (an unterminated
+//!   one is a decoder error: no pair), or the bytes up to the next space (with `=` or
+//!   `"` in them: unsafe; with a control byte: unsafe where the text matters, numbers
+//!   and durations fail their patterns anyway); an empty value sets no label. A key
+//!   made only of alphanumerics whose run occurs but never as `k=` is absent. Lines
+//!   with a backslash are unsafe. `logfmt` never sets `__error__` (not strict).
 //! - `pattern`: on modern servers a chain of `position(line, literal, from)` calls
-//!   follows Loki's matcher byte for byte; on 18.16 (no `from` argument) captures
-//!   are extracted with one RE2 regex each, literal-anchored and
-//!   lazy, which finds the same first occurrence of every literal as Loki's matcher
-//!   (a capture whose next literal is missing takes the rest of the line, later ones
-//!   are absent). The capture's preceding literal is captured too, so an empty match
-//!   (absent) and an empty value (present, `""`) differ.
+//!   (one named column per step) follows Loki's matcher byte for byte; on 18.16 (no
+//!   `from` argument) captures are extracted with one RE2 regex each, literal-anchored
+//!   and lazy, which finds the same first occurrence of every literal as Loki's
+//!   matcher (a capture whose next literal is missing takes the rest of the line, later
+//!   ones are absent). The capture's preceding literal is captured too, so an empty
+//!   match (absent) and an empty value (present, `""`) differ.
 //! - numbers: a value is compared or summed on the server only when it is plain
 //!   decimal text with at most 15 digits (integers on 18.16), which every float parser
 //!   rounds the same; another value would fail or might differ, so the row is unsafe.
+//!   Durations: one integer of at most 6 digits and a unit among `ns us ms s m h` (or
+//!   `0`), exact in nanoseconds.
 //! - structured metadata on a row makes it unsafe (it joins the labels).
 
-use super::clickhouse::{filter_sql, quote};
+use super::clickhouse::{bucket_sql, filter_sql, quote};
 use super::pushdown::{AggPlan, PushParser};
 use crate::logql::ast::{CmpOp, LabelFilterExpr, MatchOp};
 use crate::logql::matcher::Compiled;
@@ -35,6 +79,13 @@ pub(crate) const FLAT_JSON: &str = concat!(
     r#"(?:,"[A-Za-z_][A-Za-z0-9_]*":(?:"[^"\\\x00-\x1f\x{FFFD}]*"|-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?|true|false|null))*)?\}$"#
 );
 
+/// U+FFFD, which the engine's parsers turn into a space in values.
+const REPLACEMENT: &str = "\u{FFFD}";
+
+/// Past any line: a capture that starts here is absent (`position` from beyond the
+/// end finds nothing).
+const BEYOND: u64 = 1 << 40;
+
 /// Plain decimal text every parser reads the same.
 fn safe_number(v: &str, modern: bool) -> String {
     if modern {
@@ -45,6 +96,18 @@ fn safe_number(v: &str, modern: bool) -> String {
     } else {
         format!("match({v}, {})", quote(r"^-?[0-9]{1,15}$"))
     }
+}
+
+/// A Go duration the SQL converts exactly: `0`, or up to 6 digits and one unit.
+fn safe_duration(v: &str) -> String {
+    format!("match({v}, {})", quote(r"^(0|[0-9]{1,6}(ns|us|ms|s|m|h))$"))
+}
+
+/// Nanoseconds of a [`safe_duration`] value.
+fn duration_ns(v: &str) -> String {
+    format!(
+        "(toInt64OrZero(extract({v}, '^([0-9]+)')) * transform(extract({v}, '([a-z]+)$'), ['ns', 'us', 'ms', 's', 'm', 'h'], [1, 1000, 1000000, 1000000000, 60000000000, 3600000000000], 0))"
+    )
 }
 
 /// RE2 source matching the literal `s`.
@@ -100,134 +163,334 @@ fn pattern_nodes(p: &str) -> Vec<Node> {
     nodes
 }
 
-/// Past any line: a capture that starts here is absent (`position` from beyond the
-/// end finds nothing).
-const BEYOND: u64 = 1 << 40;
+/// The longest run of ASCII alphanumerics in a label name and how often it occurs
+/// (non-overlapping, left to right, as `countSubstrings`) in the name itself; `None`
+/// when the name has none.
+fn key_run(name: &str) -> Option<(String, usize)> {
+    let run = name
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .max_by_key(|r| r.len())
+        .filter(|r| !r.is_empty())?;
+    Some((run.to_string(), name.matches(run).count()))
+}
 
-/// Loki's pattern matcher spelled with `position(line, literal, from)` (modern
-/// servers; byte offsets, 1-based): the start of the capture at node `at` (at or
-/// past [`BEYOND`] when the match stopped before it) and where the literal after it
-/// starts (0: not found). Each step refers to the previous one once (through a
-/// lambda), so the expression grows linearly (`x + n + intDiv(B, x*B + 1)` is
-/// `x + n`, or `B + n` when `x` is 0). Lines longer than 2^20 bytes are refused by the caller.
-fn pattern_positions(nodes: &[Node], at: usize) -> (String, Option<String>) {
-    let mut i = 0;
-    let mut a = match nodes.first() {
-        Some(Node::Literal(l)) => {
-            i = 1;
-            format!(
-                "if(startsWith(line, {}), {}, {BEYOND})",
-                quote(l),
-                l.len() + 1
-            )
+/// What the SQL knows about one extracted label on a row.
+struct Ext {
+    /// The label is set.
+    has: String,
+    /// Its value (`''` when not set).
+    value: String,
+    /// The SQL cannot tell (the row is unsafe).
+    unsafe_: String,
+    /// The SQL cannot tell the exact text (unsafe when the value is used as a string:
+    /// a grouping key or a string matcher; numbers and durations are checked by their
+    /// own strict patterns, which such values fail).
+    unsafe_str: String,
+}
+
+impl Ext {
+    fn absent() -> Ext {
+        Ext {
+            has: "0".into(),
+            value: "''".into(),
+            unsafe_: "0".into(),
+            unsafe_str: "0".into(),
         }
-        _ => format!("if(line != '', 1, {BEYOND})"),
-    };
-    loop {
-        let next = match nodes.get(i + 1) {
-            Some(Node::Literal(m)) => Some(m),
-            _ => None,
-        };
-        if i == at {
-            let f = next.map(|m| format!("position(line, {}, {a})", quote(m)));
-            return (a, f);
+    }
+
+    /// Unsafe as a string.
+    fn unsafe_as_str(&self) -> String {
+        format!("({} OR {})", self.unsafe_, self.unsafe_str)
+    }
+}
+
+/// Builds the per-row expressions of one query: named intermediate columns
+/// (`defs`), shared by every label that uses them.
+struct Gen<'a> {
+    parser: &'a PushParser,
+    modern: bool,
+    /// The cheap first stage (see [`aggregate_sql`]): labels without the proofs that
+    /// cost a parse or a scan of the line's prefix; `unsafe_` then means "the engine's
+    /// label may be neither absent nor this value".
+    cheap: bool,
+    /// Prefix of the named columns.
+    prefix: &'static str,
+    defs: Vec<(String, String)>,
+    /// JSON (modern): the top-level key test for a label.
+    json_top: JsonTop,
+    /// JSON (modern): expressions that are true only on valid JSON objects.
+    json_valid: Vec<String>,
+}
+
+#[derive(Clone, Copy)]
+enum JsonTop {
+    /// `JSONHas(line, k)` (one label).
+    Has,
+    /// `has(JSONExtractKeys(line), k)` (several labels: one parse).
+    Keys,
+}
+
+impl<'a> Gen<'a> {
+    /// A named column for `expr` (the same expression gets the same name).
+    fn def(&mut self, expr: String) -> String {
+        if let Some((n, _)) = self.defs.iter().find(|(_, e)| *e == expr) {
+            return n.clone();
         }
-        let Some(m) = next else {
-            return (BEYOND.to_string(), None);
+        let n = format!("{}{}", self.prefix, self.defs.len());
+        self.defs.push((n.clone(), expr));
+        n
+    }
+
+    fn extracted(&mut self, name: &str) -> Option<Ext> {
+        match self.parser {
+            PushParser::Lines => Some(Ext::absent()),
+            PushParser::Json if self.modern => self.json_modern(name),
+            PushParser::Json => {
+                let raw = self.def(format!("visitParamExtractRaw(line, {})", quote(name)));
+                // On a flat line `"name":` can only be a key: more than one is a
+                // duplicate (the engine skips a `null` and reads the next).
+                let key = quote(&format!("\"{name}\":"));
+                let dup = format!(
+                    "(length(line) - length(replaceAll(line, {key}, ''))) > {}",
+                    name.len() + 3
+                );
+                Some(Ext {
+                    has: format!("({raw} != '' AND {raw} != 'null')"),
+                    value: format!(
+                        "multiIf({raw} = 'null', '', startsWith({raw}, '\"'), substring({raw}, 2, length({raw}) - 2), {raw})"
+                    ),
+                    unsafe_: dup,
+                    unsafe_str: "0".into(),
+                })
+            }
+            PushParser::Logfmt => self.logfmt(name),
+            PushParser::Pattern(p) => {
+                let nodes = pattern_nodes(p);
+                let Some(at) = nodes
+                    .iter()
+                    .position(|n| matches!(n, Node::Capture(c) if c == name && c != "_"))
+                else {
+                    return Some(Ext::absent());
+                };
+                Some(if self.modern {
+                    self.pattern_by_position(&nodes, at)
+                } else {
+                    pattern_by_regex(&nodes, at)
+                })
+            }
+        }
+    }
+
+    fn json_modern(&mut self, name: &str) -> Option<Ext> {
+        let (run, n) = key_run(name)?;
+        let c = self.def(format!("countSubstrings(line, {})", quote(&run)));
+        let v = self.def(format!("visitParamExtractRaw(line, {})", quote(name)));
+        if self.cheap {
+            return Some(self.json_value(&c, n, &v, None));
+        }
+        let top = match self.json_top {
+            JsonTop::Has => self.def(format!("JSONHas(line, {})", quote(name))),
+            JsonTop::Keys => {
+                let keys = self.def("JSONExtractKeys(line)".into());
+                self.def(format!("has({keys}, {})", quote(name)))
+            }
         };
-        let f = format!("position(line, {}, {a})", quote(m));
-        a = format!(
-            "arrayMap(x -> x + {} + intDiv({BEYOND}, x * {BEYOND} + 1), [{f}])[1]",
-            m.len()
+        self.json_valid.push(top.clone());
+        Some(self.json_value(&c, n, &v, Some(&top)))
+    }
+
+    /// The label read from `v` (`visitParamExtractRaw`) when the name's run occurs
+    /// `n` times (`c`) and, unless cheap, `top` proves a top-level key.
+    fn json_value(&mut self, c: &str, n: usize, v: &str, top: Option<&str>) -> Ext {
+        let top = top.map(|t| format!(" AND {t}")).unwrap_or_default();
+        let found = self.def(format!("({c} = {n}{top} AND {v} != '')"));
+        let has = self.def(format!(
+            "({found} AND {v} != 'null' AND NOT startsWith({v}, '{{') AND NOT startsWith({v}, '['))"
+        ));
+        let is_str = format!("startsWith({v}, '\"')");
+        let value = format!("if({has}, if({is_str}, substring({v}, 2, length({v}) - 2), {v}), '')");
+        let unsafe_str = format!(
+            "(({has} AND {is_str} AND (length({v}) < 2 OR NOT endsWith({v}, '\"') OR position({v}, '\\\\') > 0 OR position({v}, {fffd}) > 0)) \
+             OR ({has} AND NOT {is_str} AND (position({v}, ' ') > 0 OR position({v}, '\\t') > 0 OR position({v}, '\\n') > 0 OR position({v}, '\\r') > 0)))",
+            fffd = quote(REPLACEMENT)
         );
-        i += 2;
+        Ext {
+            has,
+            value: self.def(value),
+            unsafe_: format!("(NOT ({c} = 0 OR {found}))"),
+            unsafe_str,
+        }
     }
-}
 
-/// `(has, value)` of the capture at node `at` on modern servers.
-fn pattern_by_position(nodes: &[Node], at: usize) -> (String, String) {
-    if matches!(nodes.get(at + 1), Some(Node::Capture(_))) {
-        return ("0".into(), "''".into());
-    }
-    let (a, f) = pattern_positions(nodes, at);
-    let has = format!("({a} < {BEYOND})");
-    let value = match f {
-        None => format!("substring(line, {a})"),
-        Some(f) => format!("if({f} = 0, substring(line, {a}), substring(line, {a}, {f} - {a}))"),
-    };
-    (has, value)
-}
-
-/// `(has, value)` SQL of one label a parser may extract.
-fn extracted(parser: &PushParser, name: &str, modern: bool) -> (String, String) {
-    match parser {
-        PushParser::Lines => ("0".into(), "''".into()),
-        PushParser::Json => {
-            let raw = format!("visitParamExtractRaw(line, {})", quote(name));
-            (
-                format!("({raw} != '' AND {raw} != 'null')"),
-                format!(
-                    "multiIf({raw} = 'null', '', startsWith({raw}, '\"'), substring({raw}, 2, length({raw}) - 2), {raw})"
-                ),
+    fn logfmt(&mut self, name: &str) -> Option<Ext> {
+        if !self.modern {
+            return None;
+        }
+        let (run, n) = key_run(name)?;
+        let alnum = name.bytes().all(|b| b.is_ascii_alphanumeric());
+        let c = self.def(format!("countSubstrings(line, {})", quote(&run)));
+        let p = self.def(format!("position(line, {})", quote(&format!("{name}="))));
+        let sync = if self.cheap {
+            String::new()
+        } else {
+            let pre = self.def(format!("substring(line, 1, {p} - 1)"));
+            let last_quote = self.def(format!(
+                "(length({pre}) - length(substringIndex({pre}, '\"', -1)))"
+            ));
+            format!(
+                " AND ({p} = 1 OR (substring(line, {p} - 1, 1) <= ' ' AND ({last_quote} = 0 OR substring(line, {last_quote} - 1, 1) != '=')))"
             )
+        };
+        let found = self.def(format!("({c} = {n} AND {p} > 0{sync})"));
+        let s = self.def(format!("({p} + {})", name.len() + 1));
+        let quoted = self.def(format!("(substring(line, {s}, 1) = '\"')"));
+        let close = self.def(format!("position(line, '\"', {s} + 1)"));
+        let space = self.def(format!("position(line, ' ', {s})"));
+        let raw = self.def(format!(
+            "substring(line, {s}, if({space} = 0, {BEYOND}, {space} - {s}))"
+        ));
+        let val = self.def(format!(
+            "if({quoted}, substring(line, {s} + 1, toInt64({close}) - toInt64({s}) - 1), {raw})"
+        ));
+        // an unterminated quoted value is a decoder error: no pair
+        let has = self.def(format!(
+            "({found} AND NOT ({quoted} AND {close} = 0) AND {val} != '')"
+        ));
+        let absent_ok = if alnum {
+            format!("({c} = 0 OR ({c} = {n} AND {p} = 0))")
+        } else {
+            format!("({c} = 0)")
+        };
+        // An unquoted value with `=` or `"` is a decoder error (no pair) unless a
+        // control byte ends the value before them: unsafe either way. Control bytes
+        // end the value early, U+FFFD becomes a space: only the text is unsure.
+        let unsafe_ = format!(
+            "(NOT ({absent_ok} OR {found}) \
+             OR ({found} AND NOT {quoted} AND (position({raw}, '=') > 0 OR position({raw}, '\"') > 0)))"
+        );
+        let unsafe_str = format!(
+            "(({found} AND NOT {quoted} AND match({raw}, '[\\\\x00-\\\\x1f]')) OR ({has} AND position({val}, {fffd}) > 0))",
+            fffd = quote(REPLACEMENT)
+        );
+        Some(Ext {
+            has: has.clone(),
+            value: self.def(format!("if({has}, {val}, '')")),
+            unsafe_,
+            unsafe_str,
+        })
+    }
+
+    /// Loki's pattern matcher spelled with `position(line, literal, from)` (modern
+    /// servers; byte offsets, 1-based), one named column per step: where each capture
+    /// starts (at or past [`BEYOND`] when the match stopped before it) and where the
+    /// literal after it starts (0: not found).
+    fn pattern_by_position(&mut self, nodes: &[Node], at: usize) -> Ext {
+        if matches!(nodes.get(at + 1), Some(Node::Capture(_))) {
+            return Ext::absent();
         }
-        PushParser::Pattern(p) => {
-            let nodes = pattern_nodes(p);
-            let Some(at) = nodes
-                .iter()
-                .position(|n| matches!(n, Node::Capture(c) if c == name))
-            else {
-                return ("0".into(), "''".into());
+        let mut i = 0;
+        let mut a = match nodes.first() {
+            Some(Node::Literal(l)) => {
+                i = 1;
+                self.def(format!(
+                    "toUInt64(if(startsWith(line, {}), {}, {BEYOND}))",
+                    quote(l),
+                    l.len() + 1
+                ))
+            }
+            _ => self.def(format!("toUInt64(if(line != '', 1, {BEYOND}))")),
+        };
+        let f = loop {
+            let next = match nodes.get(i + 1) {
+                Some(Node::Literal(m)) => Some(m),
+                _ => None,
             };
-            if modern {
-                return pattern_by_position(&nodes, at);
+            if i == at {
+                break next.map(|m| self.def(format!("position(line, {}, {a})", quote(m))));
             }
-            let mut re = String::from("(?s)^");
-            for n in &nodes[..at.saturating_sub(1)] {
-                match n {
-                    Node::Literal(l) => re.push_str(&re_escape(l)),
-                    Node::Capture(_) => re.push_str(".*?"),
-                }
-            }
-            let lead = match at.checked_sub(1).map(|i| &nodes[i]) {
-                Some(Node::Literal(l)) => l.as_str(),
-                _ => "",
+            let Some(m) = next else {
+                return Ext::absent();
             };
-            re.push('(');
-            re.push_str(&re_escape(lead));
-            match nodes.get(at + 1) {
-                None => re.push_str(".*)"),
-                Some(Node::Literal(next)) => {
-                    re.push_str(".*?)(?:");
-                    re.push_str(&re_escape(next));
-                    re.push_str("|$)");
-                }
-                // consecutive captures are refused by the parser; never pushed
-                Some(Node::Capture(_)) => return ("0".into(), "''".into()),
+            let f = self.def(format!("position(line, {}, {a})", quote(m)));
+            a = self.def(format!("({f} + {} + ({f} = 0) * {BEYOND})", m.len()));
+            i += 2;
+        };
+        let has = format!("({a} < {BEYOND})");
+        let value = match f {
+            None => format!("if({has}, substring(line, {a}), '')"),
+            Some(f) => {
+                format!("if({has}, substring(line, {a}, if({f} = 0, {BEYOND}, {f} - {a})), '')")
             }
-            let x = format!("extract(line, {})", quote(&re));
-            if lead.is_empty() {
-                ("(line != '')".to_string(), x)
-            } else {
-                (
-                    format!("({x} != '')"),
-                    format!("substring({x}, {})", lead.len() + 1),
-                )
-            }
+        };
+        Ext {
+            has,
+            value: self.def(value),
+            unsafe_: "0".into(),
+            unsafe_str: "0".into(),
         }
+    }
+}
+
+/// The capture at node `at` on 18.16: one lazy RE2 regex (see the module docs).
+fn pattern_by_regex(nodes: &[Node], at: usize) -> Ext {
+    let mut re = String::from("(?s)^");
+    for n in &nodes[..at.saturating_sub(1)] {
+        match n {
+            Node::Literal(l) => re.push_str(&re_escape(l)),
+            Node::Capture(_) => re.push_str(".*?"),
+        }
+    }
+    let lead = match at.checked_sub(1).map(|i| &nodes[i]) {
+        Some(Node::Literal(l)) => l.as_str(),
+        _ => "",
+    };
+    re.push('(');
+    re.push_str(&re_escape(lead));
+    match nodes.get(at + 1) {
+        None => re.push_str(".*)"),
+        Some(Node::Literal(next)) => {
+            re.push_str(".*?)(?:");
+            re.push_str(&re_escape(next));
+            re.push_str("|$)");
+        }
+        // consecutive captures are refused by the parser; never pushed
+        Some(Node::Capture(_)) => return Ext::absent(),
+    }
+    let x = format!("extract(line, {})", quote(&re));
+    if lead.is_empty() {
+        Ext {
+            has: "(line != '')".into(),
+            value: x,
+            unsafe_: "0".into(),
+            unsafe_str: "0".into(),
+        }
+    } else {
+        Ext {
+            has: format!("({x} != '')"),
+            value: format!("substring({x}, {})", lead.len() + 1),
+            unsafe_: "0".into(),
+            unsafe_str: "0".into(),
+        }
+    }
+}
+
+fn cmp_sql(op: CmpOp) -> &'static str {
+    match op {
+        CmpOp::Eq => "=",
+        CmpOp::Neq => "!=",
+        CmpOp::Gt => ">",
+        CmpOp::Gte => ">=",
+        CmpOp::Lt => "<",
+        CmpOp::Lte => "<=",
     }
 }
 
 /// `(pass, unsafe)` of a label filter.
-fn label_filter_sql(
-    e: &LabelFilterExpr,
-    parser: &PushParser,
-    modern: bool,
-) -> Option<(String, String)> {
+fn label_filter_sql(e: &LabelFilterExpr, g: &mut Gen<'_>) -> Option<(String, String)> {
     Some(match e {
         LabelFilterExpr::And(a, b) | LabelFilterExpr::Or(a, b) => {
-            let (pa, ua) = label_filter_sql(a, parser, modern)?;
-            let (pb, ub) = label_filter_sql(b, parser, modern)?;
+            let (pa, ua) = label_filter_sql(a, g)?;
+            let (pb, ub) = label_filter_sql(b, g)?;
             let op = if matches!(e, LabelFilterExpr::And(..)) {
                 "AND"
             } else {
@@ -241,7 +504,8 @@ fn label_filter_sql(
                 let v = if c.matches_value("") { "1" } else { "0" };
                 return Some((v.into(), "0".into()));
             }
-            let (_, v) = extracted(parser, &m.name, modern);
+            let x = g.extracted(&m.name)?;
+            let v = x.value.clone();
             let pass = match m.op {
                 MatchOp::Eq => format!("({v} = {})", quote(&m.value)),
                 MatchOp::Neq => format!("({v} != {})", quote(&m.value)),
@@ -256,125 +520,433 @@ fn label_filter_sql(
                     )
                 }
             };
-            (pass, "0".into())
+            (pass, x.unsafe_as_str())
         }
         LabelFilterExpr::Number { name, op, value } => {
             if !value.is_finite() {
                 return None;
             }
-            let (h, v) = extracted(parser, name, modern);
-            let safe = safe_number(&v, modern);
-            let op = match op {
-                CmpOp::Eq => "=",
-                CmpOp::Neq => "!=",
-                CmpOp::Gt => ">",
-                CmpOp::Gte => ">=",
-                CmpOp::Lt => "<",
-                CmpOp::Lte => "<=",
-            };
+            let x = g.extracted(name)?;
+            let (h, v) = (x.has, x.value);
+            let safe = safe_number(&v, g.modern);
             (
-                format!("({h} AND {safe} AND toFloat64OrZero({v}) {op} {value:?})"),
-                format!("({h} AND NOT {safe})"),
+                format!(
+                    "({h} AND {safe} AND toFloat64OrZero({v}) {} {value:?})",
+                    cmp_sql(*op)
+                ),
+                format!("({} OR ({h} AND NOT {safe}))", x.unsafe_),
+            )
+        }
+        LabelFilterExpr::Duration { name, op, value } => {
+            if !value.is_finite() {
+                return None;
+            }
+            let ns = (value * 1e9).round() as i64;
+            let x = g.extracted(name)?;
+            let (h, v) = (x.has, x.value);
+            let safe = safe_duration(&v);
+            (
+                format!(
+                    "({h} AND {safe} AND {} {} {ns})",
+                    duration_ns(&v),
+                    cmp_sql(*op)
+                ),
+                format!("({} OR ({h} AND NOT {safe}))", x.unsafe_),
             )
         }
         _ => return None,
     })
 }
 
-/// The aggregation query over `fps` (a comma-separated list) for buckets of `width`
-/// from `origin` up to `hi`; `None` when a part has no SQL form. Columns:
-/// fingerprint, bucket, keys, count, bytes, sum, min, max, bad (unsafe rows).
-pub(crate) fn aggregate_sql(
-    plan: &AggPlan,
-    modern: bool,
-    fps: &str,
-    origin: i64,
-    width: i64,
-    hi: i64,
-) -> Option<String> {
+/// Whether a row may pass a label filter (first stage, cheap [`Gen`]): false only
+/// when it fails whether each label it reads is absent or has the cheap value (the
+/// only two things the engine can see), and no conversion could fail.
+fn label_filter_maybe(e: &LabelFilterExpr, g: &mut Gen<'_>) -> Option<String> {
+    Some(match e {
+        LabelFilterExpr::And(a, b) | LabelFilterExpr::Or(a, b) => {
+            let a = label_filter_maybe(a, g)?;
+            let b = label_filter_maybe(b, g)?;
+            let op = if matches!(e, LabelFilterExpr::And(..)) {
+                "AND"
+            } else {
+                "OR"
+            };
+            format!("({a} {op} {b})")
+        }
+        // the line may not parse: either value
+        LabelFilterExpr::String(m) if m.name == ERROR_LABEL => "1".into(),
+        LabelFilterExpr::String(m) => {
+            let absent = if Compiled::new(m).ok()?.matches_value("") {
+                "1"
+            } else {
+                "0"
+            };
+            let x = g.extracted(&m.name)?;
+            let v = &x.value;
+            let pass = match m.op {
+                MatchOp::Eq => format!("({v} = {})", quote(&m.value)),
+                MatchOp::Neq => format!("({v} != {})", quote(&m.value)),
+                MatchOp::Re | MatchOp::Nre => {
+                    if !re2_equivalent(&m.value) {
+                        return None;
+                    }
+                    let neg = if m.op == MatchOp::Nre { "NOT " } else { "" };
+                    format!(
+                        "({neg}match({v}, {}))",
+                        quote(&format!("^(?:{})$", m.value))
+                    )
+                }
+            };
+            format!("({} OR {absent} OR {pass})", x.unsafe_as_str())
+        }
+        LabelFilterExpr::Number { name, op, value } => {
+            let x = g.extracted(name)?;
+            let safe = safe_number(&x.value, g.modern);
+            format!(
+                "({} OR ({} AND (NOT {safe} OR toFloat64OrZero({}) {} {value:?})))",
+                x.unsafe_,
+                x.has,
+                x.value,
+                cmp_sql(*op)
+            )
+        }
+        LabelFilterExpr::Duration { name, op, value } => {
+            let ns = (value * 1e9).round() as i64;
+            let x = g.extracted(name)?;
+            let safe = safe_duration(&x.value);
+            format!(
+                "({} OR ({} AND (NOT {safe} OR {} {} {ns})))",
+                x.unsafe_,
+                x.has,
+                duration_ns(&x.value),
+                cmp_sql(*op)
+            )
+        }
+        _ => return None,
+    })
+}
+
+/// Lines a parser's SQL cannot read at all (escapes that may spell keys or values).
+fn unsafe_line(parser: &PushParser) -> &'static str {
+    match parser {
+        PushParser::Json => "position(line, '\\\\u') > 0",
+        PushParser::Logfmt => "position(line, '\\\\') > 0",
+        PushParser::Pattern(_) | PushParser::Lines => "0",
+    }
+}
+
+/// The label names a filter reads, and whether it reads `__error__`.
+fn names(e: &LabelFilterExpr, out: &mut Vec<String>) -> bool {
+    match e {
+        LabelFilterExpr::And(a, b) | LabelFilterExpr::Or(a, b) => {
+            let x = names(a, out);
+            names(b, out) || x
+        }
+        LabelFilterExpr::String(m) if m.name == ERROR_LABEL => true,
+        LabelFilterExpr::String(m) => {
+            out.push(m.name.clone());
+            false
+        }
+        LabelFilterExpr::Number { name, .. }
+        | LabelFilterExpr::Duration { name, .. }
+        | LabelFilterExpr::Bytes { name, .. }
+        | LabelFilterExpr::Ip { name, .. } => {
+            out.push(name.clone());
+            name == ERROR_LABEL
+        }
+    }
+}
+
+/// The rows an aggregation query reads and how it groups them.
+pub(crate) struct Span<'a> {
+    /// Fingerprints, comma-separated.
+    pub fps: &'a str,
+    /// The stream-group expression (see [`super::clickhouse::group_expr`]); `None`:
+    /// group by fingerprint.
+    pub group: Option<String>,
+    pub origin: i64,
+    pub width: i64,
+    pub buckets: i64,
+    /// `origin + width * buckets`.
+    pub hi: i64,
+}
+
+/// The aggregation queries over a [`Span`]; `None` when a part has no SQL form.
+pub(crate) fn aggregate_sql(plan: &AggPlan, modern: bool, span: &Span<'_>) -> Option<AggSql> {
+    let Span {
+        fps,
+        origin,
+        width,
+        buckets,
+        hi,
+        ..
+    } = *span;
     let (lines, exact) = filter_sql(&plan.filters, modern);
     if !exact {
         return None;
     }
-    let safe_line = match plan.parser {
-        PushParser::Json => format!("match(line, {})", quote(FLAT_JSON)),
-        PushParser::Pattern(_) | PushParser::Lines => "1".to_string(),
+    let mut used = Vec::new();
+    let reads_error = plan
+        .label_filter
+        .as_ref()
+        .is_some_and(|e| names(e, &mut used));
+    used.extend(plan.unwrap.iter().cloned());
+    used.extend(plan.keys.iter().cloned());
+    used.sort();
+    used.dedup();
+    let mut g = Gen {
+        parser: &plan.parser,
+        modern,
+        cheap: false,
+        prefix: "_d",
+        defs: Vec::new(),
+        json_top: if used.len() > 1 {
+            JsonTop::Keys
+        } else {
+            JsonTop::Has
+        },
+        json_valid: Vec::new(),
     };
     let (pass, unsafe_filter) = match &plan.label_filter {
-        Some(e) => label_filter_sql(e, &plan.parser, modern)?,
+        Some(e) => label_filter_sql(e, &mut g)?,
         None => ("1".into(), "0".into()),
     };
     let (present, value, unsafe_unwrap) = match &plan.unwrap {
         Some(u) => {
-            let (h, v) = extracted(&plan.parser, u, modern);
-            let present = format!("({h} AND {v} != '')");
-            let safe = safe_number(&v, modern);
+            let x = g.extracted(u)?;
+            let present = format!("({} AND {} != '')", x.has, x.value);
+            let safe = safe_number(&x.value, modern);
             (
                 present.clone(),
-                format!("toFloat64OrZero({v})"),
-                format!("({present} AND NOT {safe})"),
+                format!("toFloat64OrZero({})", x.value),
+                format!("({} OR ({present} AND NOT {safe}))", x.unsafe_),
             )
         }
         None => ("1".into(), "toFloat64(0)".into(), "0".into()),
     };
-    let keys: Vec<String> = plan
-        .keys
-        .iter()
-        .map(|k| extracted(&plan.parser, k, modern).1)
-        .collect();
-    let src = format!(
-        "SELECT fingerprint, ts, line, metadata FROM entries
-         WHERE tenant = ? AND fingerprint IN ({fps}) AND ts > {origin} AND ts <= {hi}{lines}"
-    );
-    let safe_line = match &plan.parser {
-        PushParser::Pattern(_) if modern => format!("({safe_line} AND length(line) <= 1048576)"),
-        _ => safe_line,
+    let mut keys = Vec::new();
+    let mut unsafe_keys = Vec::new();
+    for k in &plan.keys {
+        let x = g.extracted(k)?;
+        unsafe_keys.push(x.unsafe_as_str());
+        keys.push(x.value);
+    }
+    // Per parser: rows the SQL cannot read at all, and rows it keeps only when they
+    // are proven to parse without error.
+    let (line_unsafe, unproven) = match &plan.parser {
+        PushParser::Json if modern => {
+            if reads_error || g.json_valid.is_empty() {
+                g.json_valid
+                    .push("(startsWith(line, '{') AND isValidJSON(line))".into());
+            }
+            let valid = g.json_valid.join(" OR ");
+            (
+                unsafe_line(&plan.parser).to_string(),
+                format!("NOT ({valid})"),
+            )
+        }
+        PushParser::Json => (format!("NOT match(line, {})", quote(FLAT_JSON)), "0".into()),
+        p => (unsafe_line(p).to_string(), "0".into()),
     };
-    let unsafe_row =
-        format!("(metadata != '' OR NOT {safe_line} OR {unsafe_filter} OR {unsafe_unwrap})");
-    Some(format!(
-        "SELECT fingerprint,
-                toInt64(intDiv(ts - toInt64({origin}) - 1, toInt64({width})) + 1) AS bucket,
-                {keys} AS keys,
-                toUInt64(countIf(NOT bad_row)) AS count,
+    let unsafe_keys = if unsafe_keys.is_empty() {
+        "0".to_string()
+    } else {
+        unsafe_keys.join(" OR ")
+    };
+    let key_cols: Vec<String> = (0..keys.len()).map(|i| format!("_k{i}")).collect();
+    let (fp_col, group) = match &span.group {
+        Some(g) => ("any(fingerprint)", g.clone()),
+        None => ("_g", "fingerprint".to_string()),
+    };
+    let mut inner = vec![
+        "fingerprint".to_string(),
+        format!("{group} AS _g"),
+        format!("{} AS _bucket", bucket_sql(origin, width, buckets)),
+    ];
+    inner.extend(g.defs.iter().map(|(n, e)| format!("{e} AS {n}")));
+    inner.push(format!(
+        "(metadata != '' OR {line_unsafe} OR {unsafe_filter} OR {unsafe_unwrap} OR {unsafe_keys}) AS _unsafe"
+    ));
+    inner.push(format!("({pass} AND {present}) AS _pass"));
+    inner.push(format!("(_unsafe OR (_pass AND {unproven})) AS _bad"));
+    inner.push("(_pass AND NOT _bad) AS _ok".into());
+    inner.push(format!("{value} AS _v"));
+    if plan.bytes {
+        inner.push("length(line) AS _len".into());
+    }
+    for (c, k) in key_cols.iter().zip(&keys) {
+        inner.push(format!("if(_ok, {k}, '') AS {c}"));
+    }
+    let group_keys = if key_cols.is_empty() {
+        String::new()
+    } else {
+        format!(", {}", key_cols.join(", "))
+    };
+    let unwrap = plan.unwrap.is_some();
+    let range = format!(
+        "WHERE tenant = ? AND fingerprint IN ({fps}) AND ts > {origin} AND ts <= {hi}{lines}"
+    );
+    // JSON with label filters on modern servers: a first stage drops the rows that
+    // fail the filters whatever the proofs would say, so the JSON parse runs on the
+    // rest only. (Where most rows pass, or for logfmt, whose proof is cheaper than the
+    // extra stage, one stage is faster.)
+    let two_stage = modern && plan.parser == PushParser::Json && plan.label_filter.is_some();
+    let from = if two_stage {
+        let mut c = Gen {
+            parser: &plan.parser,
+            modern,
+            cheap: true,
+            prefix: "_c",
+            defs: Vec::new(),
+            json_top: JsonTop::Has,
+            json_valid: Vec::new(),
+        };
+        let filter = match &plan.label_filter {
+            Some(e) => label_filter_maybe(e, &mut c)?,
+            None => "1".into(),
+        };
+        let present = match &plan.unwrap {
+            Some(u) => {
+                let x = c.extracted(u)?;
+                format!("({} OR ({} AND {} != ''))", x.unsafe_, x.has, x.value)
+            }
+            None => "1".into(),
+        };
+        let defs: String = c
+            .defs
+            .iter()
+            .map(|(n, e)| format!(", {e} AS {n}"))
+            .collect();
+        format!(
+            "FROM (SELECT fingerprint, ts, seq, line, metadata{defs} FROM entries {range}
+                     AND (metadata != '' OR {} OR ({filter} AND {present})))",
+            unsafe_line(&plan.parser)
+        )
+    } else {
+        format!("FROM entries {range}")
+    };
+    let rest = format!(
+        "SELECT fingerprint, ts, seq, line, metadata
+         FROM (SELECT ts, seq, line, metadata, {inner} {from})
+         WHERE _bad",
+        inner = inner.join(",\n                "),
+    );
+    let agg = format!(
+        "SELECT {fp_col} AS _fp, _bucket, {keys} AS keys,
+                toUInt64(countIf(_ok)) AS count,
                 {bytes} AS bytes,
-                toFloat64(sumIf(value, NOT bad_row)) AS sum,
-                toFloat64(minIf(value, NOT bad_row)) AS min,
-                toFloat64(maxIf(value, NOT bad_row)) AS max,
-                toUInt64(countIf(bad_row)) AS bad
-         FROM (SELECT fingerprint, ts, line, {unsafe_row} AS bad_row, {value} AS value FROM ({src}))
-         WHERE bad_row OR ({pass} AND {present})
-         GROUP BY fingerprint, bucket, keys",
+                {sum} AS sum,
+                {min} AS min,
+                {max} AS max,
+                toUInt64(countIf(_bad)) AS bad
+         FROM (SELECT {inner} {from})
+         GROUP BY _g, _bucket{group_keys}
+         HAVING count > 0 OR bad > 0",
+        inner = inner.join(",\n                "),
+        keys = if key_cols.is_empty() {
+            "emptyArrayString()".to_string()
+        } else {
+            format!("[{}]", key_cols.join(", "))
+        },
         bytes = if plan.bytes {
-            "toUInt64(sumIf(length(line), NOT bad_row))"
+            "toUInt64(sumIf(_len, _ok))"
         } else {
             "toUInt64(0)"
         },
-        keys = if keys.is_empty() {
-            "emptyArrayString()".to_string()
+        sum = if unwrap {
+            "toFloat64(sumIf(_v, _ok))"
         } else {
-            format!("if(bad_row, emptyArrayString(), [{}])", keys.join(", "))
+            "toFloat64(0)"
         },
-    ))
+        min = if unwrap {
+            "toFloat64(minIf(_v, _ok))"
+        } else {
+            "toFloat64(0)"
+        },
+        max = if unwrap {
+            "toFloat64(maxIf(_v, _ok))"
+        } else {
+            "toFloat64(0)"
+        },
+    );
+    Some(AggSql { agg, rest })
+}
+
+/// The two queries of a pushed-down aggregation.
+pub(crate) struct AggSql {
+    /// Per group, bucket and keys: fingerprint (one of the group's), bucket, keys,
+    /// count, bytes, sum, min, max, bad (unsafe rows).
+    pub agg: String,
+    /// The unsafe rows: fingerprint, ts, seq, line, metadata.
+    pub rest: String,
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn gen_for(p: &PushParser, modern: bool) -> Gen<'_> {
+        Gen {
+            parser: p,
+            modern,
+            cheap: false,
+            prefix: "_d",
+            defs: Vec::new(),
+            json_top: JsonTop::Has,
+            json_valid: Vec::new(),
+        }
+    }
+
     #[test]
     fn pattern_regexes() {
         let p = PushParser::Pattern(r#"<ip> - [<_>] "<method> <path> <_>" <status>"#.into());
-        let (h, v) = extracted(&p, "ip", false);
-        assert_eq!(h, "(line != '')");
-        assert!(v.contains(r"(??s)^(.*??)(??: \\- \\[|$)"), "{v}");
-        let (h, v) = extracted(&p, "path", false);
-        assert!(h.contains("!= ''"));
-        assert!(v.starts_with("substring(extract(line, '(??s)^.*??"), "{v}");
-        assert!(v.ends_with(", 2)"), "{v}");
-        let (_, v) = extracted(&p, "status", false);
-        assert!(v.contains(r#"(\\" .*)"#), "{v}");
-        assert_eq!(extracted(&p, "nope", false).0, "0");
+        let mut g = gen_for(&p, false);
+        let x = g.extracted("ip").expect("pattern");
+        assert_eq!(x.has, "(line != '')");
+        assert!(
+            x.value.contains(r"(??s)^(.*??)(??: \\- \\[|$)"),
+            "{}",
+            x.value
+        );
+        let x = g.extracted("path").expect("pattern");
+        assert!(x.has.contains("!= ''"));
+        assert!(
+            x.value.starts_with("substring(extract(line, '(??s)^.*??"),
+            "{}",
+            x.value
+        );
+        assert!(x.value.ends_with(", 2)"), "{}", x.value);
+        let x = g.extracted("status").expect("pattern");
+        assert!(x.value.contains(r#"(\\" .*)"#), "{}", x.value);
+        assert_eq!(g.extracted("nope").expect("absent").has, "0");
+        assert_eq!(g.extracted("_").expect("absent").has, "0");
+    }
+
+    #[test]
+    fn pattern_positions_share_steps() {
+        let p = PushParser::Pattern(r#"<ip> - [<_>] "<method> <path> <_>""#.into());
+        let mut g = gen_for(&p, true);
+        g.extracted("method").expect("pattern");
+        let n = g.defs.len();
+        // `path` continues the chain of `method`: one more search and its value
+        g.extracted("path").expect("pattern");
+        assert_eq!(g.defs.len(), n + 3, "{:?}", g.defs);
+    }
+
+    #[test]
+    fn key_runs() {
+        assert_eq!(key_run("duration_ms"), Some(("duration".into(), 1)));
+        assert_eq!(key_run("status"), Some(("status".into(), 1)));
+        assert_eq!(key_run("ab_ab"), Some(("ab".into(), 2)));
+        assert_eq!(key_run("_"), None);
+    }
+
+    #[test]
+    fn logfmt_only_on_modern_servers() {
+        let p = PushParser::Logfmt;
+        assert!(gen_for(&p, false).extracted("duration").is_none());
+        assert!(gen_for(&p, true).extracted("duration").is_some());
+        assert!(gen_for(&p, true).extracted("_").is_none());
     }
 
     #[test]
