@@ -207,8 +207,9 @@ impl Config {
         }
         match self.notifier.validate(None) {
             Err(e) => return Err(at("notifier", &e.to_string())),
-            Ok(n) if !n.file.inhibit_rules.is_empty()
-                && !self.alertmanager.inhibit_rules.is_empty() =>
+            Ok(n)
+                if !n.file.inhibit_rules.is_empty()
+                    && !self.alertmanager.inhibit_rules.is_empty() =>
             {
                 return Err(at(
                     "alertmanager.inhibit_rules",

@@ -302,8 +302,7 @@ async fn run(s: Settings, component: Component) -> anyhow::Result<()> {
         let notifier_cfg = if with_notifier {
             let mut n = s.notifier.validate(None).context("notifier config")?;
             if n.settings.instance.is_none() {
-                n.settings.instance =
-                    Some(argus_notifier::service::default_instance(&s.data_dir));
+                n.settings.instance = Some(argus_notifier::service::default_instance(&s.data_dir));
             }
             store.set_routing(n.routes.clone());
             if !n.file.inhibit_rules.is_empty() {

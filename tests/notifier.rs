@@ -144,7 +144,10 @@ async fn same_groups_and_payloads_as_alertmanager() {
     let _am = Proc(
         Command::new(&am_bin)
             .arg(format!("--config.file={}", am_cfg.display()))
-            .arg(format!("--storage.path={}", dir.path().join("am-data").display()))
+            .arg(format!(
+                "--storage.path={}",
+                dir.path().join("am-data").display()
+            ))
             .arg(format!("--web.listen-address=127.0.0.1:{am_port}"))
             .arg("--cluster.listen-address=")
             .arg("--log.level=warn")
@@ -177,24 +180,50 @@ async fn same_groups_and_payloads_as_alertmanager() {
             );
             assert!(a.unwrap().status().is_success());
             let b = b.unwrap();
-            assert!(b.status().is_success(), "argus: {}", b.text().await.unwrap());
+            assert!(
+                b.status().is_success(),
+                "argus: {}",
+                b.text().await.unwrap()
+            );
         }
     };
     let t0 = chrono::Utc::now();
     let start = Instant::now();
     let at = |s: u64| start + Duration::from_millis(s);
-    let cpu_a = alert(&[("alertname", "Cpu"), ("instance", "a"), ("job", "node")], t0);
-    let cpu_b = alert(&[("alertname", "Cpu"), ("instance", "b"), ("job", "node")], t0);
+    let cpu_a = alert(
+        &[("alertname", "Cpu"), ("instance", "a"), ("job", "node")],
+        t0,
+    );
+    let cpu_b = alert(
+        &[("alertname", "Cpu"), ("instance", "b"), ("job", "node")],
+        t0,
+    );
     let disk = alert(
-        &[("alertname", "Disk"), ("cluster", "c1"), ("severity", "critical"), ("instance", "a")],
+        &[
+            ("alertname", "Disk"),
+            ("cluster", "c1"),
+            ("severity", "critical"),
+            ("instance", "a"),
+        ],
         t0,
     );
     let cluster_down = alert(&[("alertname", "ClusterDown"), ("cluster", "c2")], t0);
-    let node_down = alert(&[("alertname", "NodeDown"), ("cluster", "c2"), ("instance", "z")], t0);
+    let node_down = alert(
+        &[
+            ("alertname", "NodeDown"),
+            ("cluster", "c2"),
+            ("instance", "z"),
+        ],
+        t0,
+    );
     let db: Vec<Value> = (0..3)
         .map(|i| {
             alert(
-                &[("alertname", "Replication"), ("team", "db"), ("replica", &format!("r{i}"))],
+                &[
+                    ("alertname", "Replication"),
+                    ("team", "db"),
+                    ("replica", &format!("r{i}")),
+                ],
                 t0,
             )
         })
@@ -203,7 +232,11 @@ async fn same_groups_and_payloads_as_alertmanager() {
     let pay: Vec<Value> = (0..3)
         .map(|i| {
             alert(
-                &[("alertname", "Latency"), ("service", "payments"), ("pod", &format!("p{i}"))],
+                &[
+                    ("alertname", "Latency"),
+                    ("service", "payments"),
+                    ("pod", &format!("p{i}")),
+                ],
                 t0,
             )
         })
@@ -214,17 +247,38 @@ async fn same_groups_and_payloads_as_alertmanager() {
     );
 
     tokio::time::sleep_until(at(0).into()).await;
-    post(vec![cpu_a.clone(), disk.clone(), cluster_down.clone(), node_down.clone()]).await;
+    post(vec![
+        cpu_a.clone(),
+        disk.clone(),
+        cluster_down.clone(),
+        node_down.clone(),
+    ])
+    .await;
     tokio::time::sleep_until(at(700).into()).await;
-    post(vec![cpu_b.clone(), db[0].clone(), pay[0].clone(), pay[1].clone(), pay[2].clone()]).await;
+    post(vec![
+        cpu_b.clone(),
+        db[0].clone(),
+        pay[0].clone(),
+        pay[1].clone(),
+        pay[2].clone(),
+    ])
+    .await;
     tokio::time::sleep_until(at(1500).into()).await;
     post(vec![db[1].clone(), db[2].clone(), old.clone()]).await;
     // After the first flushes: one more firing, and one resolved.
     tokio::time::sleep_until(at(4500).into()).await;
-    post(vec![alert(&[("alertname", "Cpu"), ("instance", "c"), ("job", "node")], t0)]).await;
+    post(vec![alert(
+        &[("alertname", "Cpu"), ("instance", "c"), ("job", "node")],
+        t0,
+    )])
+    .await;
     tokio::time::sleep_until(at(8000).into()).await;
     let now = chrono::Utc::now();
-    post(vec![resolved(cpu_a.clone(), now), resolved(db[0].clone(), now)]).await;
+    post(vec![
+        resolved(cpu_a.clone(), now),
+        resolved(db[0].clone(), now),
+    ])
+    .await;
     // Let two more group intervals pass.
     tokio::time::sleep_until(at(20_000).into()).await;
 
@@ -234,18 +288,30 @@ async fn same_groups_and_payloads_as_alertmanager() {
     for (system, path, t, v) in seen {
         *per_system.entry(system.clone()).or_default() += 1;
         let gk = v["groupKey"].as_str().unwrap_or("").to_string();
-        by.entry((system, format!("{path} {gk}"))).or_default().push((t, v));
+        by.entry((system, format!("{path} {gk}")))
+            .or_default()
+            .push((t, v));
     }
     let am_n = per_system.get("am").copied().unwrap_or(0);
-    assert!(am_n >= 8, "Alertmanager sent only {am_n} notifications: {per_system:?}");
+    assert!(
+        am_n >= 8,
+        "Alertmanager sent only {am_n} notifications: {per_system:?}"
+    );
     let keys = |sys: &str| -> Vec<String> {
-        by.keys().filter(|(s, _)| s == sys).map(|(_, k)| k.clone()).collect()
+        by.keys()
+            .filter(|(s, _)| s == sys)
+            .map(|(_, k)| k.clone())
+            .collect()
     };
     eprintln!("notifications per system: {per_system:?}");
     for ((sys, k), v) in &by {
         eprintln!("{sys} {k}: {} notification(s)", v.len());
     }
-    assert_eq!(keys("argus"), keys("am"), "the same groups per receiver URL");
+    assert_eq!(
+        keys("argus"),
+        keys("am"),
+        "the same groups per receiver URL"
+    );
     for k in keys("am") {
         let a = &by[&("am".to_string(), k.clone())];
         let b = &by[&("argus".to_string(), k.clone())];
@@ -277,7 +343,10 @@ async fn same_groups_and_payloads_as_alertmanager() {
     let truncated: Vec<u64> = by
         .iter()
         .filter(|((s, k), _)| s == "argus" && k.starts_with("db {}/{service"))
-        .flat_map(|(_, v)| v.iter().map(|(_, p)| p["truncatedAlerts"].as_u64().unwrap()))
+        .flat_map(|(_, v)| {
+            v.iter()
+                .map(|(_, p)| p["truncatedAlerts"].as_u64().unwrap())
+        })
         .collect();
     assert_eq!(truncated, [1], "max_alerts 2 of 3 alerts");
 }
@@ -294,7 +363,10 @@ impl Hook {
     async fn serve_on(&self, port: u16) {
         async fn handle(State(h): State<Hook>, body: axum::body::Bytes) -> &'static str {
             let v: Value = serde_json::from_slice(&body).expect("webhook body is JSON");
-            let name = v["groupLabels"]["alertname"].as_str().unwrap_or("").to_string();
+            let name = v["groupLabels"]["alertname"]
+                .as_str()
+                .unwrap_or("")
+                .to_string();
             h.seen.lock().unwrap().push(v);
             loop {
                 let held = h.hold.lock().unwrap().as_deref() == Some(name.as_str());
@@ -307,7 +379,9 @@ impl Hook {
         let app = Router::new()
             .route("/hook", post(handle))
             .with_state(self.clone());
-        let l = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+        let l = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .unwrap();
         tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
     }
 
@@ -353,7 +427,10 @@ receivers:
 }
 
 async fn post_alert(c: &reqwest::Client, url: &str, name: &str) {
-    let body = json!([alert(&[("alertname", name), ("instance", "n1")], chrono::Utc::now())]);
+    let body = json!([alert(
+        &[("alertname", name), ("instance", "n1")],
+        chrono::Utc::now()
+    )]);
     let r = c
         .post(format!("{url}/api/v2/alerts"))
         .json(&body)
@@ -376,7 +453,10 @@ async fn receiver_down_for_two_minutes_gets_the_notification_once() {
     let dir = tempfile::tempdir().unwrap();
     let hook_port = free_port();
     let cfg = fault_config(dir.path(), hook_port);
-    let argus = common::start(&dir.path().join("data"), &["--config", cfg.to_str().unwrap()]);
+    let argus = common::start(
+        &dir.path().join("data"),
+        &["--config", cfg.to_str().unwrap()],
+    );
     let c = reqwest::Client::new();
     wait_ready(&c, &format!("{}/ready", argus.url)).await;
     post_alert(&c, &argus.url, "Down").await;
@@ -389,14 +469,24 @@ async fn receiver_down_for_two_minutes_gets_the_notification_once() {
         .iter()
         .filter(|a| a["outcome"] == "transient_failure")
         .count();
-    assert!(failures >= 10, "retried while the receiver was down: {failures} failures");
+    assert!(
+        failures >= 10,
+        "retried while the receiver was down: {failures} failures"
+    );
     let hook = Hook::default();
     hook.serve_on(hook_port).await;
-    wait_for("the notification", Duration::from_secs(30), || hook.count("Down") >= 1).await;
+    wait_for("the notification", Duration::from_secs(30), || {
+        hook.count("Down") >= 1
+    })
+    .await;
     // And only once, also over the next retries' time.
     tokio::time::sleep(Duration::from_secs(10)).await;
     assert_eq!(hook.count("Down"), 1);
-    let hist = common::get_json(&c, format!("{}/api/v1/notifications?outcome=sent", argus.url)).await;
+    let hist = common::get_json(
+        &c,
+        format!("{}/api/v1/notifications?outcome=sent", argus.url),
+    )
+    .await;
     assert_eq!(hist["data"].as_array().unwrap().len(), 1);
 }
 
@@ -413,12 +503,18 @@ async fn notifier_killed_mid_send_resends_only_what_was_in_flight() {
     wait_ready(&c, &format!("{}/ready", argus.url)).await;
     // One notification completes…
     post_alert(&c, &argus.url, "Done").await;
-    wait_for("the first notification", Duration::from_secs(15), || hook.count("Done") == 1).await;
+    wait_for("the first notification", Duration::from_secs(15), || {
+        hook.count("Done") == 1
+    })
+    .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     // …the next one is in flight (the receiver holds it) when the notifier is killed.
     *hook.hold.lock().unwrap() = Some("InFlight".into());
     post_alert(&c, &argus.url, "InFlight").await;
-    wait_for("the held request", Duration::from_secs(15), || hook.count("InFlight") == 1).await;
+    wait_for("the held request", Duration::from_secs(15), || {
+        hook.count("InFlight") == 1
+    })
+    .await;
     common::signal(&argus.child, libc::SIGKILL);
     drop(argus);
     *hook.hold.lock().unwrap() = None;
@@ -426,11 +522,22 @@ async fn notifier_killed_mid_send_resends_only_what_was_in_flight() {
     wait_ready(&c, &format!("{}/ready", argus.url)).await;
     // The in-flight one is sent again (the documented at-least-once window: a send
     // that had started but not been recorded), the completed one is not.
-    wait_for("the resend", Duration::from_secs(20), || hook.count("InFlight") == 2).await;
+    wait_for("the resend", Duration::from_secs(20), || {
+        hook.count("InFlight") == 2
+    })
+    .await;
     tokio::time::sleep(Duration::from_secs(5)).await;
-    assert_eq!(hook.count("Done"), 1, "a completed notification is not repeated");
+    assert_eq!(
+        hook.count("Done"),
+        1,
+        "a completed notification is not repeated"
+    );
     assert_eq!(hook.count("InFlight"), 2);
-    let hist = common::get_json(&c, format!("{}/api/v1/notifications?outcome=sent", argus.url)).await;
+    let hist = common::get_json(
+        &c,
+        format!("{}/api/v1/notifications?outcome=sent", argus.url),
+    )
+    .await;
     assert_eq!(hist["data"].as_array().unwrap().len(), 2);
 }
 
@@ -575,7 +682,12 @@ async fn two_notifier_instances_on_kafka_send_each_notification_once() {
             .as_array()
             .unwrap()
             .iter()
-            .filter(|g| g["groupKey"].as_str().unwrap().contains(&format!("Kafka{run}x")))
+            .filter(|g| {
+                g["groupKey"]
+                    .as_str()
+                    .unwrap()
+                    .contains(&format!("Kafka{run}x"))
+            })
             .count()
     };
     assert_eq!(ours(&groups_a), 8, "instance a holds every group");

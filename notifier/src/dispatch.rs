@@ -31,9 +31,9 @@ use crate::channels::{Channel, ChannelError, NamedChannel};
 use crate::metrics;
 use crate::nflog::{Entry, NfKey, NotificationLog};
 use crate::notification::{Notification, NotifyAlert};
-use crate::route::{Route, RouteTree};
 #[cfg(test)]
 use crate::route::go_label_set_string;
+use crate::route::{Route, RouteTree};
 use crate::timeinterval::TimeIntervals;
 
 /// How often empty aggregation groups are removed (Alertmanager's maintenance).
@@ -354,9 +354,7 @@ fn time_allows(inner: &Inner, r: &RouteOpts, now: Timestamp) -> bool {
     if r.mute_time_intervals.iter().any(active) {
         return false;
     }
-    if !r.active_time_intervals.is_empty()
-        && !r.active_time_intervals.iter().any(active)
-    {
+    if !r.active_time_intervals.is_empty() && !r.active_time_intervals.iter().any(active) {
         return false;
     }
     true
@@ -428,7 +426,11 @@ async fn flush(inner: &Arc<Inner>, g: &Arc<Group>, deadline: Instant) {
         for a in &snapshot {
             if a.resolved(now) {
                 let fp = a.fingerprint();
-                if st.alerts.get(&fp).is_some_and(|cur| cur.updated_at == a.updated_at) {
+                if st
+                    .alerts
+                    .get(&fp)
+                    .is_some_and(|cur| cur.updated_at == a.updated_at)
+                {
                     st.alerts.remove(&fp);
                 }
             }
@@ -575,7 +577,9 @@ async fn notify_channel(
                 metrics::ATTEMPTS
                     .with_label_values(&[kind, "permanent_failure"])
                     .inc();
-                metrics::NOTIFICATIONS_FAILED.with_label_values(&[kind]).inc();
+                metrics::NOTIFICATIONS_FAILED
+                    .with_label_values(&[kind])
+                    .inc();
                 tracing::error!(group_key = %key.group_key, receiver = %key.receiver, channel, attempt = i, error = %msg, "notification failed permanently");
                 let _ = log
                     .record(attempt(
@@ -605,7 +609,9 @@ async fn notify_channel(
                     .await;
                 let wait = retry_after.unwrap_or_else(|| policy.wait(i));
                 if Instant::now() + wait >= deadline {
-                    metrics::NOTIFICATIONS_FAILED.with_label_values(&[kind]).inc();
+                    metrics::NOTIFICATIONS_FAILED
+                        .with_label_values(&[kind])
+                        .inc();
                     return false;
                 }
                 tokio::time::sleep(wait).await;
@@ -641,19 +647,68 @@ mod tests {
         assert!(!needs_update(None, &set(&[]), &set(&["a"]), true, h, now));
         let e = entry(&["a", "b"], &[], 9_000 * S);
         // A new firing alert.
-        assert!(needs_update(Some(&e), &set(&["a", "c"]), &set(&[]), false, h, now));
+        assert!(needs_update(
+            Some(&e),
+            &set(&["a", "c"]),
+            &set(&[]),
+            false,
+            h,
+            now
+        ));
         // Fewer firing, one resolved: only channels that send resolved ones.
-        assert!(needs_update(Some(&e), &set(&["a"]), &set(&["b"]), true, h, now));
-        assert!(!needs_update(Some(&e), &set(&["a"]), &set(&["b"]), false, h, now));
+        assert!(needs_update(
+            Some(&e),
+            &set(&["a"]),
+            &set(&["b"]),
+            true,
+            h,
+            now
+        ));
+        assert!(!needs_update(
+            Some(&e),
+            &set(&["a"]),
+            &set(&["b"]),
+            false,
+            h,
+            now
+        ));
         // All resolved: always (clears the firing alerts from the log).
-        assert!(needs_update(Some(&e), &set(&[]), &set(&["a", "b"]), false, h, now));
+        assert!(needs_update(
+            Some(&e),
+            &set(&[]),
+            &set(&["a", "b"]),
+            false,
+            h,
+            now
+        ));
         // Nothing new before the repeat interval; after it, again.
-        assert!(!needs_update(Some(&e), &set(&["a", "b"]), &set(&[]), true, h, now));
+        assert!(!needs_update(
+            Some(&e),
+            &set(&["a", "b"]),
+            &set(&[]),
+            true,
+            h,
+            now
+        ));
         let late = Timestamp(9_000 * S + 3601 * S);
-        assert!(needs_update(Some(&e), &set(&["a", "b"]), &set(&[]), true, h, late));
+        assert!(needs_update(
+            Some(&e),
+            &set(&["a", "b"]),
+            &set(&[]),
+            true,
+            h,
+            late
+        ));
         // All resolved and already notified as such: nothing.
         let done = entry(&[], &["a"], 9_000 * S);
-        assert!(!needs_update(Some(&done), &set(&[]), &set(&["a"]), true, h, now));
+        assert!(!needs_update(
+            Some(&done),
+            &set(&[]),
+            &set(&["a"]),
+            true,
+            h,
+            now
+        ));
     }
 
     fn alert(pairs: &[(&str, &str)]) -> NotifyAlert {

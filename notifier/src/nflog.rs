@@ -147,10 +147,7 @@ struct Inner {
 
 impl NotificationLog {
     /// Opens the log and replays `argus.notifications`.
-    pub async fn open(
-        log: EventLog,
-        opts: NflogOptions,
-    ) -> Result<Self, NotifierError> {
+    pub async fn open(log: EventLog, opts: NflogOptions) -> Result<Self, NotifierError> {
         let me = NotificationLog {
             inner: Arc::new(Inner {
                 log,
@@ -186,9 +183,7 @@ impl NotificationLog {
                 st.positions.get(&p).copied().unwrap_or(low).max(low)
             };
             while next < high {
-                let recs = log
-                    .read(topics::NOTIFICATIONS, p, next, READ_BATCH)
-                    .await?;
+                let recs = log.read(topics::NOTIFICATIONS, p, next, READ_BATCH).await?;
                 if recs.is_empty() {
                     break;
                 }
@@ -340,20 +335,21 @@ impl NotificationLog {
         firing: &[String],
         resolved: &[String],
     ) -> Result<bool, NotifierError> {
-        let pos = self.record(NotificationAttempt {
-            group_key: key.group_key.clone(),
-            receiver: key.receiver.clone(),
-            channel: key.channel.clone(),
-            firing: firing.to_vec(),
-            resolved: resolved.to_vec(),
-            attempt: 0,
-            outcome: NotificationOutcome::Started,
-            error: None,
-            duration_ms: 0,
-            instance: self.inner.opts.instance.clone(),
-            basis: basis.map(|e| e.timestamp),
-        })
-        .await?;
+        let pos = self
+            .record(NotificationAttempt {
+                group_key: key.group_key.clone(),
+                receiver: key.receiver.clone(),
+                channel: key.channel.clone(),
+                firing: firing.to_vec(),
+                resolved: resolved.to_vec(),
+                attempt: 0,
+                outcome: NotificationOutcome::Started,
+                error: None,
+                duration_ms: 0,
+                instance: self.inner.opts.instance.clone(),
+                basis: basis.map(|e| e.timestamp),
+            })
+            .await?;
         let now = Timestamp::now();
         let ttl = self.inner.opts.claim_timeout.as_nanos() as i64;
         let st = self.inner.state.lock().expect("nflog lock");
@@ -365,10 +361,7 @@ impl NotificationLog {
             // Void (decided on an outdated view) or already settled by a send.
             return Ok(false);
         }
-        let first_live = k
-            .claims
-            .iter()
-            .find(|c| c.at.0.saturating_add(ttl) > now.0);
+        let first_live = k.claims.iter().find(|c| c.at.0.saturating_add(ttl) > now.0);
         Ok(first_live.is_none_or(|c| c.offset == mine || c.instance == self.inner.opts.instance))
     }
 
@@ -403,8 +396,7 @@ impl NotificationLog {
                     && f.channel.as_ref().is_none_or(|c| *c == a.channel)
                     && f.outcome.is_none_or(|o| o == a.outcome)
                     && f.since.is_none_or(|s| h.time >= s)
-                    && f
-                        .fingerprint
+                    && f.fingerprint
                         .as_ref()
                         .is_none_or(|fp| a.firing.contains(fp) || a.resolved.contains(fp))
             })

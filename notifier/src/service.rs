@@ -109,8 +109,7 @@ impl NotifierConfig {
         }
         if self.retry_initial.is_zero() || self.retry_max < self.retry_initial {
             return Err(NotifierError::Config(
-                "notifier.retry_initial must be positive and not above notifier.retry_max"
-                    .into(),
+                "notifier.retry_initial must be positive and not above notifier.retry_max".into(),
             ));
         }
         let (file, file_dir) = match (&self.config_file, &self.config) {
@@ -128,9 +127,8 @@ impl NotifierConfig {
                 (f, path.parent().map(Path::to_path_buf))
             }
             (None, Some(v)) => {
-                let text = serde_yaml_ng::to_string(v).map_err(|e| {
-                    NotifierError::Config(format!("notifier.config: {e}"))
-                })?;
+                let text = serde_yaml_ng::to_string(v)
+                    .map_err(|e| NotifierError::Config(format!("notifier.config: {e}")))?;
                 (
                     AlertmanagerFile::parse(&text, "notifier.config")?,
                     base_dir.map(Path::to_path_buf),

@@ -119,7 +119,12 @@ async fn start(
             .iter()
             .filter(|(r, _)| *r == name)
             .enumerate()
-            .map(|(i, (_, c))| (format!("webhook/{i}"), Arc::new(c.clone()) as Arc<dyn Channel>))
+            .map(|(i, (_, c))| {
+                (
+                    format!("webhook/{i}"),
+                    Arc::new(c.clone()) as Arc<dyn Channel>,
+                )
+            })
             .collect();
         receivers.insert(
             name.to_string(),
@@ -213,11 +218,15 @@ async fn group_wait_collects_then_dedup_holds_until_something_changes() {
     let rec = Recorder::new(true);
     let env = start(&log, "a", &[("team", rec.clone())], RetryPolicy::default()).await;
     // Two alerts of one group within group_wait: one notification with both.
-    env.store
-        .put(vec![alert(&[("alertname", "Disk"), ("instance", "n1")], Duration::ZERO)]);
+    env.store.put(vec![alert(
+        &[("alertname", "Disk"), ("instance", "n1")],
+        Duration::ZERO,
+    )]);
     sleep_ms(100).await;
-    env.store
-        .put(vec![alert(&[("alertname", "Disk"), ("instance", "n2")], Duration::ZERO)]);
+    env.store.put(vec![alert(
+        &[("alertname", "Disk"), ("instance", "n2")],
+        Duration::ZERO,
+    )]);
     sleep_ms(150).await;
     assert!(rec.sent().is_empty(), "nothing before group_wait");
     sleep_ms(400).await;
@@ -230,8 +239,10 @@ async fn group_wait_collects_then_dedup_holds_until_something_changes() {
     sleep_ms(2200).await;
     assert_eq!(rec.sent().len(), 1);
     // A third alert: notified at the next group_interval, with all three.
-    env.store
-        .put(vec![alert(&[("alertname", "Disk"), ("instance", "n3")], Duration::ZERO)]);
+    env.store.put(vec![alert(
+        &[("alertname", "Disk"), ("instance", "n3")],
+        Duration::ZERO,
+    )]);
     sleep_ms(1300).await;
     let sent = rec.sent();
     assert_eq!(sent.len(), 2);
@@ -270,7 +281,11 @@ async fn old_alerts_flush_at_once_and_repeat_after_repeat_interval() {
     let env = start(&log, "a", &[("pager", rec.clone())], RetryPolicy::default()).await;
     // Started a minute ago (longer than group_wait): no waiting.
     env.store.put(vec![alert(
-        &[("alertname", "Api"), ("severity", "page"), ("cluster", "c1")],
+        &[
+            ("alertname", "Api"),
+            ("severity", "page"),
+            ("cluster", "c1"),
+        ],
         Duration::from_secs(60),
     )]);
     sleep_ms(150).await;
@@ -288,7 +303,11 @@ async fn old_alerts_flush_at_once_and_repeat_after_repeat_interval() {
     // Resolved with send_resolved false: nothing is sent, but the log records it so a
     // new firing counts as new.
     env.store.put(vec![resolved(alert(
-        &[("alertname", "Api"), ("severity", "page"), ("cluster", "c1")],
+        &[
+            ("alertname", "Api"),
+            ("severity", "page"),
+            ("cluster", "c1"),
+        ],
         Duration::from_secs(60),
     ))]);
     sleep_ms(1300).await;
@@ -319,17 +338,45 @@ async fn silenced_and_inhibited_alerts_are_not_sent() {
         .await
         .unwrap();
     env.store.put(vec![
-        alert(&[("alertname", "Cpu"), ("instance", "quiet")], Duration::ZERO),
-        alert(&[("alertname", "Cpu"), ("instance", "loud")], Duration::ZERO),
-        alert(&[("alertname", "ClusterDown"), ("cluster", "c1")], Duration::ZERO),
-        alert(&[("alertname", "NodeDown"), ("cluster", "c1"), ("instance", "x")], Duration::ZERO),
-        alert(&[("alertname", "NodeDown"), ("cluster", "c2"), ("instance", "y")], Duration::ZERO),
+        alert(
+            &[("alertname", "Cpu"), ("instance", "quiet")],
+            Duration::ZERO,
+        ),
+        alert(
+            &[("alertname", "Cpu"), ("instance", "loud")],
+            Duration::ZERO,
+        ),
+        alert(
+            &[("alertname", "ClusterDown"), ("cluster", "c1")],
+            Duration::ZERO,
+        ),
+        alert(
+            &[
+                ("alertname", "NodeDown"),
+                ("cluster", "c1"),
+                ("instance", "x"),
+            ],
+            Duration::ZERO,
+        ),
+        alert(
+            &[
+                ("alertname", "NodeDown"),
+                ("cluster", "c2"),
+                ("instance", "y"),
+            ],
+            Duration::ZERO,
+        ),
     ]);
     sleep_ms(700).await;
     let mut got: Vec<(String, Vec<String>)> = rec
         .sent()
         .iter()
-        .map(|n| (n.group_labels.get("alertname").unwrap().to_string(), names(n)))
+        .map(|n| {
+            (
+                n.group_labels.get("alertname").unwrap().to_string(),
+                names(n),
+            )
+        })
         .collect();
     got.sort();
     assert_eq!(
@@ -369,8 +416,10 @@ async fn transient_failures_retry_and_permanent_ones_do_not() {
         fast,
     )
     .await;
-    env.store
-        .put(vec![alert(&[("alertname", "Mem"), ("instance", "n1")], Duration::ZERO)]);
+    env.store.put(vec![alert(
+        &[("alertname", "Mem"), ("instance", "n1")],
+        Duration::ZERO,
+    )]);
     sleep_ms(800).await;
     assert_eq!(flaky.sent().len(), 1, "delivered once after two failures");
     assert_eq!(flaky.calls(), 3);
@@ -489,7 +538,13 @@ async fn a_claim_left_by_a_dead_instance_expires() {
     };
     assert!(dead.claim(&key, None, &[fp], &[]).await.unwrap());
     let rec = Recorder::new(true);
-    let env = start(&log, "alive", &[("team", rec.clone())], RetryPolicy::default()).await;
+    let env = start(
+        &log,
+        "alive",
+        &[("team", rec.clone())],
+        RetryPolicy::default(),
+    )
+    .await;
     env.store.put(vec![x]);
     // Held back while the claim is live (claim_timeout 3s in these tests)…
     sleep_ms(1500).await;
@@ -539,7 +594,10 @@ async fn a_claim_made_on_an_outdated_view_is_void() {
     .await
     .unwrap();
     assert!(b.entry(&key).is_none(), "b's view is outdated");
-    assert!(!b.claim(&key, None, &fp, &[]).await.unwrap(), "b must not send again");
+    assert!(
+        !b.claim(&key, None, &fp, &[]).await.unwrap(),
+        "b must not send again"
+    );
     // With the current view, a later claim (e.g. a repeat) counts.
     let seen = b.entry(&key).unwrap();
     assert!(b.claim(&key, Some(&seen), &fp, &[]).await.unwrap());

@@ -78,7 +78,11 @@ impl AlertFeed {
         Ok(n)
     }
 
-    async fn tail(self: Arc<Self>, mut positions: HashMap<i32, i64>, mut stop: watch::Receiver<bool>) {
+    async fn tail(
+        self: Arc<Self>,
+        mut positions: HashMap<i32, i64>,
+        mut stop: watch::Receiver<bool>,
+    ) {
         let poll = match self.log {
             EventLog::Embedded(_) => Duration::from_millis(100),
             EventLog::Kafka(_) => Duration::from_secs(1),
