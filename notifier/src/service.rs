@@ -189,6 +189,7 @@ impl NotifierService {
             .instance
             .clone()
             .unwrap_or_else(|| default_instance(Path::new(".")));
+        let claims = !matches!(log, EventLog::Embedded(_));
         let nflog = NotificationLog::open(
             log,
             NflogOptions {
@@ -196,6 +197,7 @@ impl NotifierService {
                 instance,
                 retention: crate::nflog::DEFAULT_RETENTION,
                 claim_timeout: s.claim_timeout,
+                claims,
                 history: s.history,
             },
         )

@@ -501,6 +501,10 @@ impl AlertStore {
 
     /// The status of an alert with these labels, given the current alerts.
     pub fn status(&self, labels: &Labels) -> AlertStatus {
+        // Without inhibition rules no source alert matters: skip collecting them.
+        if self.inhibitor.read().expect("inhibitor lock").is_empty() {
+            return self.status_among(labels, &[]);
+        }
         let now = self.now();
         let st = self.alerts.read().expect("alerts lock");
         let sources: Vec<(u64, &Alert)> = st
