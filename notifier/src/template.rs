@@ -27,6 +27,7 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::{Arc, LazyLock};
 
+use argus_query::logql::pipeline::template::funcs::{str_arg, time_arg};
 use argus_query::logql::pipeline::template::gotime::GoTime;
 use argus_query::logql::pipeline::template::{Funcs, Template, Value};
 use argus_schemas::Labels;
@@ -456,27 +457,6 @@ fn one_arg<'v>(name: &str, args: &'v [Value]) -> Result<&'v Value, String> {
         _ => Err(format!(
             "wrong number of args for {name}: want 1 got {}",
             args.len()
-        )),
-    }
-}
-
-fn str_arg(v: &Value) -> Result<&str, String> {
-    match v {
-        Value::Str(s) => Ok(s),
-        Value::Nil => Err("invalid value; expected string".into()),
-        o => Err(format!(
-            "wrong type for value; expected string; got {}",
-            o.type_name()
-        )),
-    }
-}
-
-fn time_arg(v: &Value) -> Result<&GoTime, String> {
-    match v {
-        Value::Time(t) => Ok(t),
-        o => Err(format!(
-            "wrong type for value; expected time.Time; got {}",
-            o.type_name()
         )),
     }
 }

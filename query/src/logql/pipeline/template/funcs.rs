@@ -134,7 +134,9 @@ fn want_min(args: &[Value], n: usize) -> Result<(), String> {
     Ok(())
 }
 
-fn s(v: &Value) -> Result<&str, String> {
+/// A string argument, with Go's error texts (shared with the notifier's template
+/// functions).
+pub fn str_arg(v: &Value) -> Result<&str, String> {
     match v {
         Value::Str(s) => Ok(s),
         Value::Nil => Err("invalid value; expected string".into()),
@@ -156,7 +158,9 @@ fn int(v: &Value) -> Result<i64, String> {
     }
 }
 
-fn time(v: &Value) -> Result<&GoTime, String> {
+/// A `time.Time` argument, with Go's error text for anything else (shared with the
+/// notifier's template functions).
+pub fn time_arg(v: &Value) -> Result<&GoTime, String> {
     match v {
         Value::Time(t) => Ok(t),
         o => Err(format!(
@@ -298,7 +302,7 @@ pub(crate) fn call(ex: &mut Exec<'_>, name: &str, args: Vec<Value>, pre: Option<
         }
         "slice" => {
             want_min(a, 1)?;
-            let st = s(&a[0])?;
+            let st = str_arg(&a[0])?;
             let from = a.get(1).map(int).transpose()?.unwrap_or(0) as usize;
             let to = a
                 .get(2)
@@ -326,7 +330,7 @@ pub(crate) fn call(ex: &mut Exec<'_>, name: &str, args: Vec<Value>, pre: Option<
         }
         "printf" => {
             want_min(a, 1)?;
-            str_v(sprintf(s(&a[0])?, &a[1..]))
+            str_v(sprintf(str_arg(&a[0])?, &a[1..]))
         }
         "eq" => {
             want_min(a, 2)?;
@@ -391,15 +395,20 @@ pub(crate) fn call(ex: &mut Exec<'_>, name: &str, args: Vec<Value>, pre: Option<
         // ---- Loki
         "ToLower" | "lower" => {
             want(a, 1)?;
-            str_v(s(&a[0])?.to_lowercase())
+            str_v(str_arg(&a[0])?.to_lowercase())
         }
         "ToUpper" | "upper" => {
             want(a, 1)?;
-            str_v(s(&a[0])?.to_uppercase())
+            str_v(str_arg(&a[0])?.to_uppercase())
         }
         "Replace" => {
             want(a, 4)?;
-            let (src, old, new, n) = (s(&a[0])?, s(&a[1])?, s(&a[2])?, int(&a[3])?);
+            let (src, old, new, n) = (
+                str_arg(&a[0])?,
+                str_arg(&a[1])?,
+                str_arg(&a[2])?,
+                int(&a[3])?,
+            );
             str_v(if n < 0 {
                 go_replace_all(src, old, new)
             } else {
@@ -408,37 +417,37 @@ pub(crate) fn call(ex: &mut Exec<'_>, name: &str, args: Vec<Value>, pre: Option<
         }
         "Trim" => {
             want(a, 2)?;
-            let cut = s(&a[1])?;
-            str_v(s(&a[0])?.trim_matches(|c| cut.contains(c)))
+            let cut = str_arg(&a[1])?;
+            str_v(str_arg(&a[0])?.trim_matches(|c| cut.contains(c)))
         }
         "TrimLeft" => {
             want(a, 2)?;
-            let cut = s(&a[1])?;
-            str_v(s(&a[0])?.trim_start_matches(|c| cut.contains(c)))
+            let cut = str_arg(&a[1])?;
+            str_v(str_arg(&a[0])?.trim_start_matches(|c| cut.contains(c)))
         }
         "TrimRight" => {
             want(a, 2)?;
-            let cut = s(&a[1])?;
-            str_v(s(&a[0])?.trim_end_matches(|c| cut.contains(c)))
+            let cut = str_arg(&a[1])?;
+            str_v(str_arg(&a[0])?.trim_end_matches(|c| cut.contains(c)))
         }
         "TrimPrefix" => {
             want(a, 2)?;
-            let (x, p) = (s(&a[0])?, s(&a[1])?);
+            let (x, p) = (str_arg(&a[0])?, str_arg(&a[1])?);
             str_v(x.strip_prefix(p).unwrap_or(x))
         }
         "TrimSuffix" => {
             want(a, 2)?;
-            let (x, p) = (s(&a[0])?, s(&a[1])?);
+            let (x, p) = (str_arg(&a[0])?, str_arg(&a[1])?);
             str_v(x.strip_suffix(p).unwrap_or(x))
         }
         "TrimSpace" | "trim" => {
             want(a, 1)?;
-            str_v(s(&a[0])?.trim())
+            str_v(str_arg(&a[0])?.trim())
         }
         "regexReplaceAll" | "regexReplaceAllLiteral" => {
             want(a, 3)?;
-            let re = regex_for(pre, s(&a[0])?)?;
-            let (src, repl) = (s(&a[1])?, s(&a[2])?);
+            let re = regex_for(pre, str_arg(&a[0])?)?;
+            let (src, repl) = (str_arg(&a[1])?, str_arg(&a[2])?);
             str_v(if name == "regexReplaceAll" {
                 re.replace_all(src, repl).into_owned()
             } else {
@@ -447,53 +456,55 @@ pub(crate) fn call(ex: &mut Exec<'_>, name: &str, args: Vec<Value>, pre: Option<
         }
         "count" => {
             want(a, 2)?;
-            let re = regex_for(pre, s(&a[0])?)?;
-            Ok(Value::Int(re.find_iter(s(&a[1])?).count() as i64))
+            let re = regex_for(pre, str_arg(&a[0])?)?;
+            Ok(Value::Int(re.find_iter(str_arg(&a[1])?).count() as i64))
         }
         "urlencode" => {
             want(a, 1)?;
-            str_v(query_escape(s(&a[0])?))
+            str_v(query_escape(str_arg(&a[0])?))
         }
         "urldecode" => {
             want(a, 1)?;
-            Ok(Value::Str(query_unescape(s(&a[0])?)?))
+            Ok(Value::Str(query_unescape(str_arg(&a[0])?)?))
         }
         "bytes" => {
             want(a, 1)?;
-            Ok(Value::Float(parse_bytes(s(&a[0])?)? as f64))
+            Ok(Value::Float(parse_bytes(str_arg(&a[0])?)? as f64))
         }
         "duration" | "duration_seconds" => {
             want(a, 1)?;
-            Ok(Value::Float(go_parse_duration(s(&a[0])?)? as f64 / 1e9))
+            Ok(Value::Float(
+                go_parse_duration(str_arg(&a[0])?)? as f64 / 1e9,
+            ))
         }
         "unixEpoch" => {
             want(a, 1)?;
-            str_v(time(&a[0])?.unix().to_string())
+            str_v(time_arg(&a[0])?.unix().to_string())
         }
         "unixEpochMillis" => {
             want(a, 1)?;
-            str_v(time(&a[0])?.unix_milli().to_string())
+            str_v(time_arg(&a[0])?.unix_milli().to_string())
         }
         "unixEpochNanos" => {
             want(a, 1)?;
-            str_v(time(&a[0])?.unix_nano().to_string())
+            str_v(time_arg(&a[0])?.unix_nano().to_string())
         }
         "toDate" => {
             want(a, 2)?;
             Ok(Value::Time(
-                GoTime::parse(s(&a[0])?, s(&a[1])?).unwrap_or_else(|_| GoTime::zero()),
+                GoTime::parse(str_arg(&a[0])?, str_arg(&a[1])?).unwrap_or_else(|_| GoTime::zero()),
             ))
         }
         "toDateInZone" => {
             want(a, 3)?;
-            let (layout, zone, v) = (s(&a[0])?, s(&a[1])?, s(&a[2])?);
+            let (layout, zone, v) = (str_arg(&a[0])?, str_arg(&a[1])?, str_arg(&a[2])?);
             let (off, zname) = zone_offset(zone).unwrap_or((0, "UTC".into()));
             let t = parse_in_zone(layout, v, off, &zname);
             Ok(Value::Time(t))
         }
         "unixToTime" => {
             want(a, 1)?;
-            let e = s(&a[0])?;
+            let e = str_arg(&a[0])?;
             let i: i64 = e.parse().map_err(|_| {
                 format!(
                     "unable to parse time '{e}': strconv.ParseInt: parsing {}: invalid syntax",
@@ -511,7 +522,7 @@ pub(crate) fn call(ex: &mut Exec<'_>, name: &str, args: Vec<Value>, pre: Option<
         }
         "date" => {
             want(a, 2)?;
-            let layout = s(&a[0])?;
+            let layout = str_arg(&a[0])?;
             let t = match &a[1] {
                 Value::Time(t) => t.clone(),
                 Value::Int(i) => GoTime::from_unix(*i, 0),
@@ -525,7 +536,7 @@ pub(crate) fn call(ex: &mut Exec<'_>, name: &str, args: Vec<Value>, pre: Option<
         }
         "alignLeft" | "alignRight" => {
             want(a, 2)?;
-            let (count, src) = (int(&a[0])?, s(&a[1])?);
+            let (count, src) = (int(&a[0])?, str_arg(&a[1])?);
             let n = src.chars().count() as i64;
             if count < 0 || count == n {
                 return str_v(src);
@@ -546,11 +557,11 @@ pub(crate) fn call(ex: &mut Exec<'_>, name: &str, args: Vec<Value>, pre: Option<
         }
         "b64enc" => {
             want(a, 1)?;
-            str_v(b64_encode(s(&a[0])?.as_bytes()))
+            str_v(b64_encode(str_arg(&a[0])?.as_bytes()))
         }
         "b64dec" => {
             want(a, 1)?;
-            let mut v = s(&a[0])?.to_string();
+            let mut v = str_arg(&a[0])?.to_string();
             let rem = v.len() % 4;
             if rem != 0 && rem != 1 {
                 v.push_str(&"=".repeat(4 - rem));
@@ -573,7 +584,7 @@ pub(crate) fn call(ex: &mut Exec<'_>, name: &str, args: Vec<Value>, pre: Option<
             want(a, 1)?;
             let mut out = String::new();
             let mut prev_letter = false;
-            for c in s(&a[0])?.chars() {
+            for c in str_arg(&a[0])?.chars() {
                 let is_word = c.is_alphanumeric() || c == '_' || c == '\'';
                 if is_word && !prev_letter {
                     out.extend(c.to_uppercase());
@@ -586,7 +597,7 @@ pub(crate) fn call(ex: &mut Exec<'_>, name: &str, args: Vec<Value>, pre: Option<
         }
         "trunc" => {
             want(a, 2)?;
-            let (c, x) = (int(&a[0])?, s(&a[1])?);
+            let (c, x) = (int(&a[0])?, str_arg(&a[1])?);
             let chars: Vec<char> = x.chars().collect();
             let l = chars.len() as i64;
             str_v(if c < 0 && l + c > 0 {
@@ -599,7 +610,7 @@ pub(crate) fn call(ex: &mut Exec<'_>, name: &str, args: Vec<Value>, pre: Option<
         }
         "substr" => {
             want(a, 3)?;
-            let (start, end, x) = (int(&a[0])?, int(&a[1])?, s(&a[2])?);
+            let (start, end, x) = (int(&a[0])?, int(&a[1])?, str_arg(&a[2])?);
             let chars: Vec<char> = x.chars().collect();
             let l = chars.len() as i64;
             let end = end.min(l);
@@ -620,20 +631,23 @@ pub(crate) fn call(ex: &mut Exec<'_>, name: &str, args: Vec<Value>, pre: Option<
         }
         "contains" => {
             want(a, 2)?;
-            Ok(Value::Bool(s(&a[1])?.contains(s(&a[0])?)))
+            Ok(Value::Bool(str_arg(&a[1])?.contains(str_arg(&a[0])?)))
         }
         "hasPrefix" => {
             want(a, 2)?;
-            Ok(Value::Bool(s(&a[1])?.starts_with(s(&a[0])?)))
+            Ok(Value::Bool(str_arg(&a[1])?.starts_with(str_arg(&a[0])?)))
         }
         "hasSuffix" => {
             want(a, 2)?;
-            Ok(Value::Bool(s(&a[1])?.ends_with(s(&a[0])?)))
+            Ok(Value::Bool(str_arg(&a[1])?.ends_with(str_arg(&a[0])?)))
         }
         "indent" | "nindent" => {
             want(a, 2)?;
             let pad = " ".repeat(int(&a[0])?.max(0) as usize);
-            let body = format!("{pad}{}", s(&a[1])?.replace('\n', &format!("\n{pad}")));
+            let body = format!(
+                "{pad}{}",
+                str_arg(&a[1])?.replace('\n', &format!("\n{pad}"))
+            );
             str_v(if name == "nindent" {
                 format!("\n{body}")
             } else {
@@ -642,7 +656,11 @@ pub(crate) fn call(ex: &mut Exec<'_>, name: &str, args: Vec<Value>, pre: Option<
         }
         "replace" => {
             want(a, 3)?;
-            str_v(go_replace_all(s(&a[2])?, s(&a[0])?, s(&a[1])?))
+            str_v(go_replace_all(
+                str_arg(&a[2])?,
+                str_arg(&a[0])?,
+                str_arg(&a[1])?,
+            ))
         }
         "repeat" => {
             want(a, 2)?;
@@ -650,21 +668,21 @@ pub(crate) fn call(ex: &mut Exec<'_>, name: &str, args: Vec<Value>, pre: Option<
             if n < 0 {
                 return Err("strings: negative Repeat count".into());
             }
-            str_v(s(&a[1])?.repeat(n as usize))
+            str_v(str_arg(&a[1])?.repeat(n as usize))
         }
         "trimAll" => {
             want(a, 2)?;
-            let cut = s(&a[0])?;
-            str_v(s(&a[1])?.trim_matches(|c| cut.contains(c)))
+            let cut = str_arg(&a[0])?;
+            str_v(str_arg(&a[1])?.trim_matches(|c| cut.contains(c)))
         }
         "trimSuffix" => {
             want(a, 2)?;
-            let (p, x) = (s(&a[0])?, s(&a[1])?);
+            let (p, x) = (str_arg(&a[0])?, str_arg(&a[1])?);
             str_v(x.strip_suffix(p).unwrap_or(x))
         }
         "trimPrefix" => {
             want(a, 2)?;
-            let (p, x) = (s(&a[0])?, s(&a[1])?);
+            let (p, x) = (str_arg(&a[0])?, str_arg(&a[1])?);
             str_v(x.strip_prefix(p).unwrap_or(x))
         }
         "int" => {
@@ -767,10 +785,12 @@ pub(crate) fn call(ex: &mut Exec<'_>, name: &str, args: Vec<Value>, pre: Option<
         }
         "fromJson" => {
             want(a, 1)?;
-            Ok(match serde_json::from_str::<serde_json::Value>(s(&a[0])?) {
-                Ok(v) => from_json(v),
-                Err(_) => Value::Nil,
-            })
+            Ok(
+                match serde_json::from_str::<serde_json::Value>(str_arg(&a[0])?) {
+                    Ok(v) => from_json(v),
+                    Err(_) => Value::Nil,
+                },
+            )
         }
         _ => Err(format!("function {name:?} not defined")),
     }
@@ -858,7 +878,7 @@ pub(crate) fn time_method(t: &GoTime, name: &str, args: &[Value]) -> Result<Valu
                     args.len()
                 ));
             }
-            Ok(Value::Str(t.format(s(&args[0])?)))
+            Ok(Value::Str(t.format(str_arg(&args[0])?)))
         }
         _ => Err(format!("can't evaluate field {name} in type time.Time")),
     }
