@@ -113,6 +113,32 @@ impl AlertFeed {
     }
 }
 
+/// Waits (at most `limit`) until `applied` (next offset per partition) has passed every
+/// `(partition, next offset)` of `want`; false on timeout.
+pub(crate) async fn wait_positions(
+    applied: &watch::Sender<HashMap<i32, i64>>,
+    want: &[(i32, i64)],
+    limit: Duration,
+) -> bool {
+    let mut rx = applied.subscribe();
+    let done = |m: &HashMap<i32, i64>| {
+        want.iter()
+            .all(|(p, o)| m.get(p).is_some_and(|have| have >= o))
+    };
+    tokio::time::timeout(limit, async {
+        loop {
+            if done(&rx.borrow_and_update()) {
+                return;
+            }
+            if rx.changed().await.is_err() {
+                return;
+            }
+        }
+    })
+    .await
+    .is_ok()
+}
+
 impl AlertSink for AlertFeed {
     fn put(
         &self,
@@ -125,24 +151,11 @@ impl AlertSink for AlertFeed {
             let recs = posted_records(Some(&self.store), alerts, Timestamp::now());
             let positions = self.log.produce_batch(topics::ALERTS, recs).await?;
             self.wake.notify_one();
-            let mut rx = self.applied.subscribe();
-            let done = |m: &HashMap<i32, i64>| {
-                positions
-                    .iter()
-                    .all(|p| m.get(&p.partition).is_some_and(|o| *o > p.offset))
-            };
-            let ok = tokio::time::timeout(SINK_WAIT, async {
-                loop {
-                    if done(&rx.borrow_and_update()) {
-                        return;
-                    }
-                    if rx.changed().await.is_err() {
-                        return;
-                    }
-                }
-            })
-            .await
-            .is_ok();
+            let want: Vec<(i32, i64)> = positions
+                .iter()
+                .map(|p| (p.partition, p.offset + 1))
+                .collect();
+            let ok = wait_positions(&self.applied, &want, SINK_WAIT).await;
             if !ok {
                 tracing::warn!("posted alerts are durable but not applied yet");
             }

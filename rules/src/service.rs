@@ -366,23 +366,7 @@ async fn wait_for_alerts_tail(inner: &Arc<Inner>) -> Result<(), RulesError> {
 
 /// Waits (at most `limit`) until the tail has passed `(partition, next offset)`.
 async fn wait_applied(inner: &Arc<Inner>, want: &[(i32, i64)], limit: Duration) -> bool {
-    let mut rx = inner.applied.subscribe();
-    let done = |m: &HashMap<i32, i64>| {
-        want.iter()
-            .all(|(p, o)| m.get(p).is_some_and(|have| have >= o))
-    };
-    tokio::time::timeout(limit, async {
-        loop {
-            if done(&rx.borrow_and_update()) {
-                return;
-            }
-            if rx.changed().await.is_err() {
-                return;
-            }
-        }
-    })
-    .await
-    .is_ok()
+    crate::alert_feed::wait_positions(&inner.applied, want, limit).await
 }
 
 fn apply_alert_record(inner: &Inner, bytes: &[u8]) {
