@@ -3,7 +3,18 @@
 //!
 //! This module owns replaying the topic into the store at start, tailing it (woken at
 //! once by the feed's own sink, else polling), and the [`AlertSink`] that publishes
-//! alerts posted to `POST /api/v2/alerts` and answers once they are in the store.
+//! alerts posted to `POST /api/v2/alerts`.
+//!
+//! It also owns how posted alerts reach the log and the store, for this feed and for
+//! the rule service alike ([`publish_posted`]): they are applied to the store as soon
+//! as they are validated (so they are routed and notified without waiting for the
+//! log), then written to `argus.alerts`; the POST is answered once the write is
+//! durable. The tail skips the records this process applied itself (marked with a
+//! header, [`OwnRecords`]);
+//! other processes (and a restart) apply them from the log. A crash between routing
+//! and the write can thus notify an alert whose POST was not acknowledged: the client
+//! posts it again (Prometheus re-sends every evaluation), which is within the
+//! notifier's at-least-once window.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -11,23 +22,77 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use argus_bus::EventLog;
+use argus_bus::{EventLog, OutRecord, Record};
 use argus_schemas::{Timestamp, topics};
 use tokio::sync::{Notify, watch};
 
 use crate::RulesError;
-use crate::alert_store::{Alert, AlertSink, AlertStore, posted_records};
+use crate::alert_store::{Alert, AlertSink, AlertStore, encode_record, posted_envelopes};
 
 const READ_BATCH: usize = 5_000;
-/// How long a posted alert waits to be applied before the sink answers anyway.
-const SINK_WAIT: Duration = Duration::from_secs(5);
 
 /// The feed; share it in an `Arc`.
 pub struct AlertFeed {
     log: EventLog,
     store: Arc<AlertStore>,
     applied: watch::Sender<HashMap<i32, i64>>,
+    own: OwnRecords,
     wake: Notify,
+}
+
+/// The record header naming the process that applied a posted alert to its store
+/// before writing it.
+const APPLIED_BY: &str = "argus-applied-by";
+
+/// This process's mark on the posted alerts it applied itself, for its tail to step
+/// over them (a restart gets a new mark, so replay applies them all).
+#[derive(Debug)]
+pub(crate) struct OwnRecords {
+    mark: Vec<u8>,
+}
+
+impl Default for OwnRecords {
+    fn default() -> Self {
+        let nanos = Timestamp::now().0 as u64;
+        let mark = format!("{:x}-{:x}", std::process::id(), nanos);
+        OwnRecords {
+            mark: mark.into_bytes(),
+        }
+    }
+}
+
+impl OwnRecords {
+    /// Marks a record as applied by this process.
+    fn mark(&self, mut rec: OutRecord) -> OutRecord {
+        rec.headers
+            .push((APPLIED_BY.to_string(), self.mark.clone()));
+        rec
+    }
+
+    /// Whether this process applied the record before writing it.
+    pub(crate) fn applied(&self, rec: &Record) -> bool {
+        rec.header(APPLIED_BY) == Some(self.mark.as_slice())
+    }
+}
+
+/// Posted alerts into `store` and onto `argus.alerts` (see the module docs); returns
+/// once the write is durable.
+pub(crate) async fn publish_posted(
+    log: &EventLog,
+    store: &AlertStore,
+    own: &OwnRecords,
+    alerts: Vec<Alert>,
+) -> Result<(), RulesError> {
+    if alerts.is_empty() {
+        return Ok(());
+    }
+    let envs = posted_envelopes(Some(store), alerts, Timestamp::now());
+    for env in &envs {
+        store.apply_envelope(env);
+    }
+    let recs = envs.iter().map(|e| own.mark(encode_record(e))).collect();
+    log.produce_batch(topics::ALERTS, recs).await?;
+    Ok(())
 }
 
 impl AlertFeed {
@@ -41,6 +106,7 @@ impl AlertFeed {
             log,
             store,
             applied: watch::Sender::new(HashMap::new()),
+            own: OwnRecords::default(),
             wake: Notify::new(),
         });
         let mut positions = HashMap::new();
@@ -64,8 +130,8 @@ impl AlertFeed {
                 let recs = self.log.read(topics::ALERTS, *p, *pos, READ_BATCH).await?;
                 let Some(last) = recs.last() else { break };
                 *pos = last.offset + 1;
-                for r in &recs {
-                    n += 1;
+                n += recs.len();
+                for r in recs.iter().filter(|r| !self.own.applied(r)) {
                     match argus_schemas::decode(&r.value) {
                         Ok(env) => self.store.apply_envelope(&env),
                         Err(e) => {
@@ -106,8 +172,7 @@ impl AlertFeed {
         }
     }
 
-    /// The sink for `POST /api/v2/alerts`: publishes, then waits until the store has
-    /// the alerts.
+    /// The sink for `POST /api/v2/alerts` ([`publish_posted`]).
     pub fn sink(self: &Arc<Self>) -> Arc<dyn AlertSink> {
         self.clone()
     }
@@ -145,21 +210,45 @@ impl AlertSink for AlertFeed {
         alerts: Vec<Alert>,
     ) -> Pin<Box<dyn Future<Output = Result<(), RulesError>> + Send + '_>> {
         Box::pin(async move {
-            if alerts.is_empty() {
-                return Ok(());
-            }
-            let recs = posted_records(Some(&self.store), alerts, Timestamp::now());
-            let positions = self.log.produce_batch(topics::ALERTS, recs).await?;
+            publish_posted(&self.log, &self.store, &self.own, alerts).await?;
             self.wake.notify_one();
-            let want: Vec<(i32, i64)> = positions
-                .iter()
-                .map(|p| (p.partition, p.offset + 1))
-                .collect();
-            let ok = wait_positions(&self.applied, &want, SINK_WAIT).await;
-            if !ok {
-                tracing::warn!("posted alerts are durable but not applied yet");
-            }
             Ok(())
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read_back(rec: OutRecord) -> Record {
+        Record {
+            topic: topics::ALERTS.into(),
+            partition: 0,
+            offset: 0,
+            key: rec.key,
+            value: rec.value,
+            headers: rec.headers,
+            timestamp_ms: 0,
+        }
+    }
+
+    #[test]
+    fn only_this_process_skips_what_it_marked() {
+        let me = OwnRecords {
+            mark: b"1-a".to_vec(),
+        };
+        let other = OwnRecords {
+            mark: b"2-b".to_vec(),
+        };
+        let mine = read_back(me.mark(OutRecord::new("k", "v")));
+        let theirs = read_back(other.mark(OutRecord::new("k", "v")));
+        let unmarked = read_back(OutRecord::new("k", "v"));
+        assert!(me.applied(&mine));
+        assert!(!me.applied(&theirs));
+        assert!(!me.applied(&unmarked));
+        assert!(other.applied(&theirs));
+        // A restarted process has a new mark and applies its earlier records again.
+        assert_ne!(OwnRecords::default().mark, me.mark);
     }
 }

@@ -270,17 +270,15 @@ pub trait AlertSink: Send + Sync {
 
 /// The `argus.alerts` records for alerts posted through the API: transitions with no
 /// rule group (firing → firing for an update of a firing alert the store holds).
-pub fn posted_records(
+pub fn posted_envelopes(
     store: Option<&AlertStore>,
     alerts: Vec<Alert>,
     now: Timestamp,
-) -> Vec<argus_bus::OutRecord> {
-    let mut recs = Vec::with_capacity(alerts.len());
+) -> Vec<argus_schemas::Envelope> {
+    let mut out = Vec::with_capacity(alerts.len());
     for a in alerts {
         let firing = !a.resolved(now);
-        let was_firing = store
-            .and_then(|s| s.get(a.fingerprint()))
-            .is_some_and(|o| !o.resolved(now));
+        let was_firing = store.is_some_and(|s| s.is_firing(a.fingerprint(), now));
         let (from, to) = match (firing, was_firing) {
             (true, true) => (AlertState::Firing, AlertState::Firing),
             (true, false) => (AlertState::Inactive, AlertState::Firing),
@@ -300,18 +298,31 @@ pub fn posted_records(
             resolved_at: a.ends_at,
             generator_url: a.generator_url,
         };
-        let env = argus_schemas::Envelope::new(
+        out.push(argus_schemas::Envelope::new(
             argus_schemas::DEFAULT_TENANT,
             "alertmanager-api",
             now,
             argus_schemas::Payload::AlertTransition(t),
-        );
-        recs.push(argus_bus::OutRecord::new(
-            env.key.as_bytes(),
-            argus_schemas::encode(&env),
         ));
     }
-    recs
+    out
+}
+
+/// [`posted_envelopes`], encoded for the event log.
+pub fn posted_records(
+    store: Option<&AlertStore>,
+    alerts: Vec<Alert>,
+    now: Timestamp,
+) -> Vec<argus_bus::OutRecord> {
+    posted_envelopes(store, alerts, now)
+        .iter()
+        .map(encode_record)
+        .collect()
+}
+
+/// One envelope as an `argus.alerts` record (key: the envelope's).
+pub fn encode_record(env: &argus_schemas::Envelope) -> argus_bus::OutRecord {
+    argus_bus::OutRecord::new(env.key.as_bytes(), argus_schemas::encode(env))
 }
 
 /// An alert with what the API shows beside it.
@@ -488,6 +499,15 @@ impl AlertStore {
             }
             _ => {}
         }
+    }
+
+    /// Whether the store holds this alert and it has not resolved by `now`.
+    pub fn is_firing(&self, fingerprint: u64, now: Timestamp) -> bool {
+        self.alerts
+            .read()
+            .expect("alerts lock")
+            .get(&fingerprint)
+            .is_some_and(|a| !a.resolved(now))
     }
 
     /// The stored alert with this fingerprint.

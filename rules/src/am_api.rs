@@ -960,14 +960,11 @@ fn is_uri(s: &str) -> bool {
     }
 }
 
-async fn post_alerts(State(api): State<AmApi>, body: Bytes) -> Response {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return unprocessable_required("alerts");
-    }
-    let raw: serde_json::Value = match serde_json::from_slice(&body) {
-        Ok(v) => v,
-        Err(e) => return body_error("alerts", e),
-    };
+/// A `POST /api/v2/alerts` body through a generic JSON value; the error answer when it
+/// is not a list of alerts.
+fn posted_body_generic(body: &[u8]) -> Result<Vec<PostableAlertIn>, Response> {
+    let raw: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| body_error("alerts", e))?;
     if !raw.is_array() {
         let kind = match raw {
             serde_json::Value::Object(_) => "object",
@@ -976,14 +973,27 @@ async fn post_alerts(State(api): State<AmApi>, body: Bytes) -> Response {
             serde_json::Value::Bool(_) => "bool",
             _ => "null",
         };
-        return body_error(
+        return Err(body_error(
             "alerts",
             format!("json: cannot unmarshal {kind} into Go value of type models.PostableAlerts"),
-        );
+        ));
     }
-    let items: Vec<PostableAlertIn> = match serde_json::from_value(raw) {
+    serde_json::from_value(raw).map_err(|e| body_error("alerts", e))
+}
+
+async fn post_alerts(State(api): State<AmApi>, body: Bytes) -> Response {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return unprocessable_required("alerts");
+    }
+    // The common case in one pass; a body that does not fit (or repeats a key, which
+    // Go's decoder takes the last of) is parsed again generically, which also words the
+    // error as Alertmanager does.
+    let items: Vec<PostableAlertIn> = match serde_json::from_slice(&body) {
         Ok(v) => v,
-        Err(e) => return body_error("alerts", e),
+        Err(_) => match posted_body_generic(&body) {
+            Ok(v) => v,
+            Err(resp) => return resp,
+        },
     };
     let mut posted = Vec::with_capacity(items.len());
     for (i, a) in items.into_iter().enumerate() {

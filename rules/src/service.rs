@@ -34,8 +34,9 @@
 //!   `firing` (from `firing` when the alert was already firing, a refresh) or `resolved`
 //!   when its end has passed; `active_at` and `fired_at` are its `startsAt`, and
 //!   `resolved_at` is its `endsAt` — for a firing alert the time it resolves unless
-//!   posted again. The sink returns once the tail has applied them, so a client reads
-//!   its own writes.
+//!   posted again. With an alert store they are applied to it before the write and the
+//!   tail steps over them ([`crate::alert_feed::publish_posted`]); without one the sink
+//!   returns once the tail has applied them. Either way a client reads its own writes.
 //! - **Reload.** [`RulesService::reload`] re-reads the rule files; on errors the old
 //!   rules keep running. Groups are restarted from the alert fold, so alert state
 //!   carries over; removed groups get staleness markers for their series.
@@ -54,6 +55,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::RulesError;
+use crate::alert_feed::{OwnRecords, publish_posted};
 use crate::alert_store::{Alert as AmAlert, AlertSink, AlertStore, posted_records};
 use crate::config::RulesConfig;
 use crate::group::{EvalOutput, GroupEvaluator, GroupOptions, QueryFn, Sample};
@@ -95,6 +97,8 @@ struct Inner {
     applied: watch::Sender<HashMap<i32, i64>>,
     /// Wakes the tail at once when this process wrote to `argus.alerts`.
     tail_wake: tokio::sync::Notify,
+    /// Posted alerts this process applied to its store itself.
+    own: OwnRecords,
     stop: watch::Sender<bool>,
     groups: tokio::sync::Mutex<Vec<GroupTask>>,
     background: Mutex<Vec<JoinHandle<()>>>,
@@ -151,6 +155,7 @@ impl RulesService {
             fold: Mutex::new(HashMap::new()),
             applied,
             tail_wake: tokio::sync::Notify::new(),
+            own: OwnRecords::default(),
             stop,
             groups: tokio::sync::Mutex::new(Vec::new()),
             background: Mutex::new(Vec::new()),
@@ -328,7 +333,7 @@ async fn tail_alerts(inner: Arc<Inner>, mut positions: HashMap<i32, i64>) {
                         *pos = last.offset + 1;
                         progressed = true;
                     }
-                    for r in &recs {
+                    for r in recs.iter().filter(|r| !inner.own.applied(r)) {
                         apply_alert_record(&inner, &r.value);
                     }
                 }
@@ -429,7 +434,13 @@ impl AlertSink for LogAlertSink {
             if alerts.is_empty() {
                 return Ok(());
             }
-            let recs = posted_records(self.inner.store.as_deref(), alerts, Timestamp::now());
+            let inner = &self.inner;
+            if let Some(store) = &inner.store {
+                publish_posted(&inner.log, store, &inner.own, alerts).await?;
+                inner.tail_wake.notify_one();
+                return Ok(());
+            }
+            let recs = posted_records(None, alerts, Timestamp::now());
             let positions = self.inner.log.produce_batch(topics::ALERTS, recs).await?;
             self.inner.tail_wake.notify_one();
             let mut want: Vec<(i32, i64)> = Vec::new();
