@@ -116,7 +116,7 @@ impl RouteOpts {
 }
 
 struct GroupState {
-    alerts: BTreeMap<u64, Alert>,
+    alerts: BTreeMap<u64, Arc<Alert>>,
     has_flushed: bool,
 }
 
@@ -169,12 +169,12 @@ impl Dispatcher {
                 groups: Mutex::new(HashMap::new()),
             }),
         };
-        let (tx, mut rx) = mpsc::unbounded_channel::<Alert>();
-        store.subscribe(Arc::new(move |a: &Alert| {
+        let (tx, mut rx) = mpsc::unbounded_channel::<Arc<Alert>>();
+        store.subscribe(Arc::new(move |a: &Arc<Alert>| {
             let _ = tx.send(a.clone());
         }));
         for a in store.list() {
-            d.process(a);
+            d.process(Arc::new(a));
         }
         let me = d.clone();
         tokio::spawn(async move {
@@ -198,7 +198,7 @@ impl Dispatcher {
     }
 
     /// Routes one alert update into its groups.
-    fn process(&self, alert: Alert) {
+    fn process(&self, alert: Arc<Alert>) {
         metrics::ALERTS_RECEIVED.inc();
         let routes = self.inner.setup.routes.clone();
         let now = self.inner.store.now();
@@ -364,7 +364,7 @@ async fn flush(inner: &Arc<Inner>, g: &Arc<Group>, deadline: Instant) {
     let now = inner.store.now();
     // The alerts as they are now; firing ones get no end (Alertmanager: "alerts don't
     // resolve as time moves forward").
-    let snapshot: Vec<Alert> = g
+    let snapshot: Vec<Arc<Alert>> = g
         .state
         .lock()
         .expect("group lock")

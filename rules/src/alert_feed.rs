@@ -16,13 +16,13 @@
 //! posts it again (Prometheus re-sends every evaluation), which is within the
 //! notifier's at-least-once window.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use argus_bus::{EventLog, OutRecord, Record};
+use argus_bus::{EventLog, OutRecord, Position, Record};
 use argus_schemas::{Timestamp, topics};
 use tokio::sync::{Notify, watch};
 
@@ -44,11 +44,16 @@ pub struct AlertFeed {
 /// before writing it.
 const APPLIED_BY: &str = "argus-applied-by";
 
-/// This process's mark on the posted alerts it applied itself, for its tail to step
-/// over them (a restart gets a new mark, so replay applies them all).
+/// What this process's tail steps over: the posted alerts it applied itself. Their runs
+/// of offsets are noted after each write, so the tail skips them without reading; a
+/// record the tail reads before its run is noted carries this process's mark in a
+/// header and is not applied again. A restart gets a new mark, so replay applies them
+/// all.
 #[derive(Debug)]
 pub(crate) struct OwnRecords {
     mark: Vec<u8>,
+    /// Per partition, start offset → end offset (exclusive).
+    runs: Mutex<HashMap<i32, BTreeMap<i64, i64>>>,
 }
 
 impl Default for OwnRecords {
@@ -57,6 +62,7 @@ impl Default for OwnRecords {
         let mark = format!("{:x}-{:x}", std::process::id(), nanos);
         OwnRecords {
             mark: mark.into_bytes(),
+            runs: Mutex::new(HashMap::new()),
         }
     }
 }
@@ -73,6 +79,46 @@ impl OwnRecords {
     pub(crate) fn applied(&self, rec: &Record) -> bool {
         rec.header(APPLIED_BY) == Some(self.mark.as_slice())
     }
+
+    /// Notes where one write landed; runs the tail (`tail`: next offset per partition)
+    /// has reached already are left to the mark.
+    fn note(&self, positions: &[Position], tail: &HashMap<i32, i64>) {
+        let mut sorted: Vec<(i32, i64)> =
+            positions.iter().map(|p| (p.partition, p.offset)).collect();
+        sorted.sort_unstable();
+        let mut runs: Vec<(i32, i64, i64)> = Vec::new();
+        for (p, o) in sorted {
+            match runs.last_mut() {
+                Some((q, _, end)) if *q == p && *end == o => *end = o + 1,
+                _ => runs.push((p, o, o + 1)),
+            }
+        }
+        let mut m = self.runs.lock().expect("own records lock");
+        for (p, start, end) in runs {
+            if tail.get(&p).is_some_and(|t| *t > start) {
+                continue;
+            }
+            m.entry(p).or_default().insert(start, end);
+        }
+    }
+
+    /// Moves `pos` past the noted runs that start there and forgets runs behind it;
+    /// true when it moved.
+    pub(crate) fn skip(&self, partition: i32, pos: &mut i64) -> bool {
+        let mut m = self.runs.lock().expect("own records lock");
+        let Some(runs) = m.get_mut(&partition) else {
+            return false;
+        };
+        let mut moved = false;
+        while let Some(end) = runs.remove(pos) {
+            *pos = end;
+            moved = true;
+        }
+        while runs.first_key_value().is_some_and(|(s, _)| s < pos) {
+            runs.pop_first();
+        }
+        moved
+    }
 }
 
 /// Posted alerts into `store` and onto `argus.alerts` (see the module docs); returns
@@ -81,17 +127,17 @@ pub(crate) async fn publish_posted(
     log: &EventLog,
     store: &AlertStore,
     own: &OwnRecords,
+    applied: &watch::Sender<HashMap<i32, i64>>,
     alerts: Vec<Alert>,
 ) -> Result<(), RulesError> {
     if alerts.is_empty() {
         return Ok(());
     }
     let envs = posted_envelopes(Some(store), alerts, Timestamp::now());
-    for env in &envs {
-        store.apply_envelope(env);
-    }
     let recs = envs.iter().map(|e| own.mark(encode_record(e))).collect();
-    log.produce_batch(topics::ALERTS, recs).await?;
+    store.apply_posted(envs);
+    let positions = log.produce_batch(topics::ALERTS, recs).await?;
+    own.note(&positions, &applied.borrow());
     Ok(())
 }
 
@@ -127,6 +173,9 @@ impl AlertFeed {
         let mut n = 0;
         for (p, pos) in positions.iter_mut() {
             loop {
+                if self.own.skip(*p, pos) {
+                    n += 1;
+                }
                 let recs = self.log.read(topics::ALERTS, *p, *pos, READ_BATCH).await?;
                 let Some(last) = recs.last() else { break };
                 *pos = last.offset + 1;
@@ -210,9 +259,8 @@ impl AlertSink for AlertFeed {
         alerts: Vec<Alert>,
     ) -> Pin<Box<dyn Future<Output = Result<(), RulesError>> + Send + '_>> {
         Box::pin(async move {
-            publish_posted(&self.log, &self.store, &self.own, alerts).await?;
-            self.wake.notify_one();
-            Ok(())
+            // The tail is not woken: it has nothing to apply from this write.
+            publish_posted(&self.log, &self.store, &self.own, &self.applied, alerts).await
         })
     }
 }
@@ -237,9 +285,11 @@ mod tests {
     fn only_this_process_skips_what_it_marked() {
         let me = OwnRecords {
             mark: b"1-a".to_vec(),
+            ..OwnRecords::default()
         };
         let other = OwnRecords {
             mark: b"2-b".to_vec(),
+            ..OwnRecords::default()
         };
         let mine = read_back(me.mark(OutRecord::new("k", "v")));
         let theirs = read_back(other.mark(OutRecord::new("k", "v")));
@@ -250,5 +300,38 @@ mod tests {
         assert!(other.applied(&theirs));
         // A restarted process has a new mark and applies its earlier records again.
         assert_ne!(OwnRecords::default().mark, me.mark);
+    }
+}
+
+#[cfg(test)]
+mod runs_tests {
+    use super::*;
+
+    fn at(partition: i32, offsets: &[i64]) -> Vec<Position> {
+        offsets
+            .iter()
+            .map(|&offset| Position { partition, offset })
+            .collect()
+    }
+
+    #[test]
+    fn the_tail_steps_over_noted_runs_only() {
+        let own = OwnRecords::default();
+        let tail = HashMap::from([(0, 10), (1, 0)]);
+        own.note(&at(0, &[12, 13, 14, 16]), &tail);
+        own.note(&at(0, &[5, 6]), &tail); // behind the tail: left to the mark
+        own.note(&at(1, &[0, 1]), &tail);
+        let mut pos = 10;
+        assert!(!own.skip(0, &mut pos), "10 and 11 were written by others");
+        pos = 12;
+        assert!(own.skip(0, &mut pos));
+        assert_eq!(pos, 15, "12..15 is one run; 15 is another writer's");
+        pos = 16;
+        assert!(own.skip(0, &mut pos));
+        assert_eq!(pos, 17);
+        let mut p1 = 0;
+        assert!(own.skip(1, &mut p1));
+        assert_eq!(p1, 2);
+        assert!(!own.skip(2, &mut 0));
     }
 }

@@ -308,6 +308,19 @@ pub fn posted_envelopes(
     out
 }
 
+/// The stored form of a posted alert's transition written at `event_time`.
+fn posted_alert(t: AlertTransition, event_time: Timestamp) -> Alert {
+    Alert {
+        starts_at: t.active_at.or(t.fired_at).unwrap_or(event_time),
+        labels: t.labels,
+        annotations: t.annotations,
+        ends_at: t.resolved_at,
+        updated_at: event_time,
+        generator_url: t.generator_url,
+        timeout: false,
+    }
+}
+
 /// [`posted_envelopes`], encoded for the event log.
 pub fn posted_records(
     store: Option<&AlertStore>,
@@ -337,11 +350,11 @@ pub struct AlertView {
 
 /// Called with every alert as stored after a [`AlertStore::put`] (merged with what was
 /// there): the notifier's dispatcher subscribes, as Alertmanager's does to its store.
-pub type AlertListener = Arc<dyn Fn(&Alert) + Send + Sync>;
+pub type AlertListener = Arc<dyn Fn(&Arc<Alert>) + Send + Sync>;
 
 /// The current alerts; share it in an `Arc`.
 pub struct AlertStore {
-    alerts: RwLock<HashMap<u64, Alert>>,
+    alerts: RwLock<HashMap<u64, Arc<Alert>>>,
     listeners: RwLock<Vec<AlertListener>>,
     silences: SilenceService,
     inhibitor: RwLock<Arc<Inhibitor>>,
@@ -398,7 +411,7 @@ impl AlertStore {
             let mut st = self.alerts.write().expect("alerts lock");
             for a in alerts {
                 let fp = a.fingerprint();
-                let a = match st.get(&fp) {
+                let a = Arc::new(match st.get(&fp) {
                     Some(old)
                         if (a.end() > old.starts_at.0 && a.end() < old.end())
                             || (a.starts_at > old.starts_at && a.starts_at.0 < old.end()) =>
@@ -406,7 +419,7 @@ impl AlertStore {
                         old.merge(&a, now)
                     }
                     _ => a,
-                };
+                });
                 if !listeners.is_empty() {
                     stored.push(a.clone());
                 }
@@ -432,9 +445,24 @@ impl AlertStore {
     /// fingerprint.
     pub fn list(&self) -> Vec<Alert> {
         let st = self.alerts.read().expect("alerts lock");
-        let mut v: Vec<Alert> = st.values().cloned().collect();
+        let mut v: Vec<Alert> = st.values().map(|a| Alert::clone(a)).collect();
         v.sort_by_key(Alert::fingerprint);
         v
+    }
+
+    /// Posted alerts as [`posted_envelopes`] made them, in one put: what
+    /// [`AlertStore::apply_envelope`] does with each, without copying them.
+    pub fn apply_posted(&self, envs: Vec<argus_schemas::Envelope>) {
+        let alerts = envs
+            .into_iter()
+            .filter_map(|env| match env.payload {
+                argus_schemas::Payload::AlertTransition(t) if t.rule_group.is_empty() => {
+                    Some(posted_alert(t, env.event_time))
+                }
+                _ => None,
+            })
+            .collect();
+        self.put(alerts);
     }
 
     /// Folds one record of `argus.alerts` in: a rule engine transition
@@ -445,15 +473,7 @@ impl AlertStore {
             return;
         };
         if t.rule_group.is_empty() {
-            self.put(vec![Alert {
-                labels: t.labels.clone(),
-                annotations: t.annotations.clone(),
-                starts_at: t.active_at.or(t.fired_at).unwrap_or(env.event_time),
-                ends_at: t.resolved_at,
-                updated_at: env.event_time,
-                generator_url: t.generator_url.clone(),
-                timeout: false,
-            }]);
+            self.put(vec![posted_alert(t.clone(), env.event_time)]);
         } else {
             self.apply_transition(t);
         }
@@ -516,7 +536,7 @@ impl AlertStore {
             .read()
             .expect("alerts lock")
             .get(&fingerprint)
-            .cloned()
+            .map(|a| Alert::clone(a))
     }
 
     /// The status of an alert with these labels, given the current alerts.
@@ -530,7 +550,7 @@ impl AlertStore {
         let sources: Vec<(u64, &Alert)> = st
             .iter()
             .filter(|(_, a)| !a.resolved(now))
-            .map(|(fp, a)| (*fp, a))
+            .map(|(fp, a)| (*fp, &**a))
             .collect();
         self.status_among(labels, &sources)
     }
@@ -574,7 +594,7 @@ impl AlertStore {
         let mut live: Vec<(u64, &Alert)> = st
             .iter()
             .filter(|(_, a)| !a.resolved(now))
-            .map(|(fp, a)| (*fp, a))
+            .map(|(fp, a)| (*fp, &**a))
             .collect();
         live.sort_by_key(|(fp, _)| *fp);
         live.iter()

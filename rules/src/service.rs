@@ -327,6 +327,9 @@ async fn tail_alerts(inner: Arc<Inner>, mut positions: HashMap<i32, i64>) {
     loop {
         let mut progressed = false;
         for (p, pos) in positions.iter_mut() {
+            if inner.own.skip(*p, pos) {
+                progressed = true;
+            }
             match inner.log.read(topics::ALERTS, *p, *pos, READ_BATCH).await {
                 Ok(recs) => {
                     if let Some(last) = recs.last() {
@@ -436,9 +439,8 @@ impl AlertSink for LogAlertSink {
             }
             let inner = &self.inner;
             if let Some(store) = &inner.store {
-                publish_posted(&inner.log, store, &inner.own, alerts).await?;
-                inner.tail_wake.notify_one();
-                return Ok(());
+                // The tail is not woken: it has nothing to apply from this write.
+                return publish_posted(&inner.log, store, &inner.own, &inner.applied, alerts).await;
             }
             let recs = posted_records(None, alerts, Timestamp::now());
             let positions = self.inner.log.produce_batch(topics::ALERTS, recs).await?;
