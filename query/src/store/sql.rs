@@ -66,6 +66,8 @@
 //!   `0`), exact in nanoseconds.
 //! - structured metadata on a row makes it unsafe (it joins the labels).
 
+use std::collections::HashMap;
+
 use super::clickhouse::{bucket_sql, filter_sql, quote};
 use super::pushdown::{AggPlan, PushParser};
 use crate::logql::ast::{CmpOp, LabelFilterExpr, MatchOp};
@@ -758,30 +760,6 @@ pub(crate) fn aggregate_sql(plan: &AggPlan, modern: bool, span: &Span<'_>) -> Op
         Some(g) => ("any(fingerprint)", g.clone()),
         None => ("_g", "fingerprint".to_string()),
     };
-    let mut inner = vec![
-        "fingerprint".to_string(),
-        format!("{group} AS _g"),
-        format!("{} AS _bucket", bucket_sql(origin, width, buckets)),
-    ];
-    inner.extend(g.defs.iter().map(|(n, e)| format!("{e} AS {n}")));
-    inner.push(format!(
-        "(metadata != '' OR {line_unsafe} OR {unsafe_filter} OR {unsafe_unwrap} OR {unsafe_keys}) AS _unsafe"
-    ));
-    inner.push(format!("({pass} AND {present}) AS _pass"));
-    inner.push(format!("(_unsafe OR (_pass AND {unproven})) AS _bad"));
-    inner.push("(_pass AND NOT _bad) AS _ok".into());
-    inner.push(format!("{value} AS _v"));
-    if plan.bytes {
-        inner.push("length(line) AS _len".into());
-    }
-    for (c, k) in key_cols.iter().zip(&keys) {
-        inner.push(format!("if(_ok, {k}, '') AS {c}"));
-    }
-    let group_keys = if key_cols.is_empty() {
-        String::new()
-    } else {
-        format!(", {}", key_cols.join(", "))
-    };
     let unwrap = plan.unwrap.is_some();
     let range = format!(
         "WHERE tenant = ? AND fingerprint IN ({fps}) AND ts > {origin} AND ts <= {hi}{lines}"
@@ -791,6 +769,7 @@ pub(crate) fn aggregate_sql(plan: &AggPlan, modern: bool, span: &Span<'_>) -> Op
     // rest only. (Where most rows pass, or for logfmt, whose proof is cheaper than the
     // extra stage, one stage is faster.)
     let two_stage = modern && plan.parser == PushParser::Json && plan.label_filter.is_some();
+    let mut reuse: HashMap<String, String> = HashMap::new();
     let from = if two_stage {
         let mut c = Gen {
             parser: &plan.parser,
@@ -817,6 +796,8 @@ pub(crate) fn aggregate_sql(plan: &AggPlan, modern: bool, span: &Span<'_>) -> Op
             .iter()
             .map(|(n, e)| format!(", {e} AS {n}"))
             .collect();
+        // The second stage reads what the first computed instead of computing it again.
+        reuse = c.defs.iter().map(|(n, e)| (e.clone(), n.clone())).collect();
         format!(
             "FROM (SELECT fingerprint, ts, seq, line, metadata{defs} FROM entries {range}
                      AND (metadata != '' OR {} OR ({filter} AND {present})))",
@@ -824,6 +805,33 @@ pub(crate) fn aggregate_sql(plan: &AggPlan, modern: bool, span: &Span<'_>) -> Op
         )
     } else {
         format!("FROM entries {range}")
+    };
+    let mut inner = vec![
+        "fingerprint".to_string(),
+        format!("{group} AS _g"),
+        format!("{} AS _bucket", bucket_sql(origin, width, buckets)),
+    ];
+    inner.extend(g.defs.iter().map(|(n, e)| {
+        let e = reuse.get(e).unwrap_or(e);
+        format!("{e} AS {n}")
+    }));
+    inner.push(format!(
+        "(metadata != '' OR {line_unsafe} OR {unsafe_filter} OR {unsafe_unwrap} OR {unsafe_keys}) AS _unsafe"
+    ));
+    inner.push(format!("({pass} AND {present}) AS _pass"));
+    inner.push(format!("(_unsafe OR (_pass AND {unproven})) AS _bad"));
+    inner.push("(_pass AND NOT _bad) AS _ok".into());
+    inner.push(format!("{value} AS _v"));
+    if plan.bytes {
+        inner.push("length(line) AS _len".into());
+    }
+    for (c, k) in key_cols.iter().zip(&keys) {
+        inner.push(format!("if(_ok, {k}, '') AS {c}"));
+    }
+    let group_keys = if key_cols.is_empty() {
+        String::new()
+    } else {
+        format!(", {}", key_cols.join(", "))
     };
     let rest = format!(
         "SELECT fingerprint, ts, seq, line, metadata
