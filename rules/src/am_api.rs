@@ -960,11 +960,10 @@ fn is_uri(s: &str) -> bool {
     }
 }
 
-/// A `POST /api/v2/alerts` body through a generic JSON value; the error answer when it
-/// is not a list of alerts.
-fn posted_body_generic(body: &[u8]) -> Result<Vec<PostableAlertIn>, Response> {
-    let raw: serde_json::Value =
-        serde_json::from_slice(body).map_err(|e| body_error("alerts", e))?;
+/// A `POST /api/v2/alerts` body through a generic JSON value; when it is not a list of
+/// alerts, the reason as Alertmanager words it.
+fn posted_body_generic(body: &[u8]) -> Result<Vec<PostableAlertIn>, String> {
+    let raw: serde_json::Value = serde_json::from_slice(body).map_err(|e| e.to_string())?;
     if !raw.is_array() {
         let kind = match raw {
             serde_json::Value::Object(_) => "object",
@@ -973,12 +972,11 @@ fn posted_body_generic(body: &[u8]) -> Result<Vec<PostableAlertIn>, Response> {
             serde_json::Value::Bool(_) => "bool",
             _ => "null",
         };
-        return Err(body_error(
-            "alerts",
-            format!("json: cannot unmarshal {kind} into Go value of type models.PostableAlerts"),
+        return Err(format!(
+            "json: cannot unmarshal {kind} into Go value of type models.PostableAlerts"
         ));
     }
-    serde_json::from_value(raw).map_err(|e| body_error("alerts", e))
+    serde_json::from_value(raw).map_err(|e| e.to_string())
 }
 
 async fn post_alerts(State(api): State<AmApi>, body: Bytes) -> Response {
@@ -992,7 +990,7 @@ async fn post_alerts(State(api): State<AmApi>, body: Bytes) -> Response {
         Ok(v) => v,
         Err(_) => match posted_body_generic(&body) {
             Ok(v) => v,
-            Err(resp) => return resp,
+            Err(e) => return body_error("alerts", e),
         },
     };
     let mut posted = Vec::with_capacity(items.len());
