@@ -40,10 +40,12 @@
 //!   (e.g. `$'bus:\n  embedded:\n    sync: normal\n'`); `ARGUS_BENCH_ARGUS_BIN` runs
 //!   another build of `argus` in place of this workspace's.
 
+#[path = "../tests/common/mod.rs"]
+mod common;
+
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -146,10 +148,7 @@ async fn receiver() -> (u16, Arc<Hooks>) {
     let app = Router::new()
         .route("/{system}", post(hook))
         .with_state(hooks.clone());
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = l.local_addr().unwrap().port();
-    tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
-    (port, hooks)
+    (common::serve(app).await, hooks)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -191,26 +190,16 @@ receivers:
     )
 }
 
-/// A running system; killed when dropped.
+/// A running system (killed when dropped) and its directory.
 struct Running {
-    child: Child,
-    url: String,
+    proc: common::Argus,
     _dir: tempfile::TempDir,
 }
 
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+impl Running {
+    fn url(&self) -> &str {
+        &self.proc.url
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn start(system: System, hook_port: u16) -> Running {
@@ -221,7 +210,7 @@ fn start(system: System, hook_port: u16) -> Running {
         System::Alertmanager => {
             let bin = std::env::var("ARGUS_TEST_ALERTMANAGER")
                 .unwrap_or_else(|_| "/usr/bin/prometheus-alertmanager".into());
-            let port = free_port();
+            let port = common::free_port();
             let child = Command::new(&bin)
                 .arg(format!("--config.file={}", routes.display()))
                 .arg(format!(
@@ -236,8 +225,10 @@ fn start(system: System, hook_port: u16) -> Running {
                 .spawn()
                 .unwrap_or_else(|e| panic!("starting {bin}: {e}"));
             Running {
-                child,
-                url: format!("http://127.0.0.1:{port}"),
+                proc: common::Argus {
+                    child,
+                    url: format!("http://127.0.0.1:{port}"),
+                },
                 _dir: dir,
             }
         }
@@ -254,27 +245,14 @@ fn start(system: System, hook_port: u16) -> Running {
             .unwrap();
             let bin = std::env::var("ARGUS_BENCH_ARGUS_BIN")
                 .unwrap_or_else(|_| env!("CARGO_BIN_EXE_argus").into());
-            let mut child = Command::new(bin)
-                .args(["run", "--listen", "127.0.0.1:0", "--data-dir"])
-                .arg(dir.path().join("data"))
-                .arg("--config")
-                .arg(&cfg)
-                .stdout(Stdio::piped())
-                .stderr(stderr())
-                .spawn()
-                .unwrap();
-            let mut line = String::new();
-            BufReader::new(child.stdout.take().unwrap())
-                .read_line(&mut line)
-                .unwrap();
-            let url = line
-                .trim()
-                .strip_prefix("argus listening on ")
-                .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-                .to_string();
+            let cfg = cfg.to_str().expect("UTF-8 temp path");
             Running {
-                child,
-                url,
+                proc: common::start_bin(
+                    bin,
+                    &dir.path().join("data"),
+                    &["--config", cfg],
+                    stderr(),
+                ),
                 _dir: dir,
             }
         }
@@ -340,7 +318,7 @@ async fn post_alerts(c: &reqwest::Client, url: &str, body: Bytes) {
 async fn warm_up(c: &reqwest::Client, sys: &Running, system: System, hooks: &Hooks) {
     let name = "Warmup";
     let body = serde_json::to_vec(&json!([alert(name, 0, &now_rfc3339())])).unwrap();
-    post_alerts(c, &format!("{}/api/v2/alerts", sys.url), body.into()).await;
+    post_alerts(c, &format!("{}/api/v2/alerts", sys.url()), body.into()).await;
     let key = format!("{}/{name}", system.tag());
     let got = hooks
         .wait_all(&[key], Instant::now() + Duration::from_secs(60))
@@ -361,7 +339,7 @@ async fn dump_metrics(c: &reqwest::Client, system: System, sys: &Running, phase:
     if system != System::Argus {
         return;
     }
-    let Ok(r) = c.get(format!("{}/metrics", sys.url)).send().await else {
+    let Ok(r) = c.get(format!("{}/metrics", sys.url())).send().await else {
         return;
     };
     let text = r.text().await.unwrap_or_default();
@@ -394,7 +372,7 @@ async fn throughput(
     conns: usize,
 ) -> Throughput {
     let sys = start(system, hook_port);
-    wait_ready(c, system, &sys.url).await;
+    wait_ready(c, system, sys.url()).await;
     warm_up(c, &sys, system, hooks).await;
     let starts = now_rfc3339();
     let name_of = |i: usize| format!("Tp{:03}", i * ALERTNAMES / n);
@@ -408,7 +386,7 @@ async fn throughput(
     let keys: Vec<String> = (0..ALERTNAMES.min(n))
         .map(|g| format!("{}/Tp{g:03}", system.tag()))
         .collect();
-    let url = format!("{}/api/v2/alerts", sys.url);
+    let url = format!("{}/api/v2/alerts", sys.url());
     let next = Arc::new(AtomicUsize::new(0));
     let t0 = Instant::now();
     let workers: Vec<_> = (0..conns)
@@ -474,10 +452,10 @@ async fn latency(
     secs: usize,
 ) -> Latency {
     let sys = start(system, hook_port);
-    wait_ready(c, system, &sys.url).await;
+    wait_ready(c, system, sys.url()).await;
     warm_up(c, &sys, system, hooks).await;
     let total = rate * secs;
-    let url = format!("{}/api/v2/alerts", sys.url);
+    let url = format!("{}/api/v2/alerts", sys.url());
     let bodies: Vec<Bytes> = (0..total)
         .map(|i| {
             let a = alert(&format!("Lat{i:05}"), i, &now_rfc3339());

@@ -33,10 +33,7 @@ async fn receiver() -> (u16, Seen) {
     let app = Router::new()
         .route("/{system}/{path}", post(hook))
         .with_state(seen.clone());
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = l.local_addr().unwrap().port();
-    tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
-    (port, seen)
+    (common::serve(app).await, seen)
 }
 
 fn routing(port: u16, system: &str) -> String {

@@ -2,6 +2,7 @@
 //! signal it, read JSON and whole topics over its HTTP API.
 #![allow(dead_code)]
 
+use std::ffi::OsStr;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -23,12 +24,22 @@ impl Drop for Argus {
 
 /// Starts `argus run` on a free port and waits for the address it prints.
 pub fn start(data_dir: &Path, extra: &[&str]) -> Argus {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_argus"))
+    start_bin(
+        env!("CARGO_BIN_EXE_argus"),
+        data_dir,
+        extra,
+        Stdio::inherit(),
+    )
+}
+
+/// [`start`] with another `argus` binary and somewhere else for its stderr.
+pub fn start_bin(bin: impl AsRef<OsStr>, data_dir: &Path, extra: &[&str], stderr: Stdio) -> Argus {
+    let mut child = Command::new(bin)
         .args(["run", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(data_dir)
         .args(extra)
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
+        .stderr(stderr)
         .spawn()
         .unwrap();
     let mut line = String::new();
@@ -41,6 +52,14 @@ pub fn start(data_dir: &Path, extra: &[&str]) -> Argus {
         .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
         .to_string();
     Argus { child, url }
+}
+
+/// Serves `app` on a free port of 127.0.0.1 (a local receiver); returns the port.
+pub async fn serve(app: axum::Router) -> u16 {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = l.local_addr().unwrap().port();
+    tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
+    port
 }
 
 pub fn signal(child: &Child, sig: i32) {

@@ -205,6 +205,26 @@ struct ScanRow {
     metadata: String,
 }
 
+impl ScanRow {
+    /// The row's stream and entry (structured metadata parsed).
+    fn into_entry(self) -> Result<(u64, Entry)> {
+        let metadata = if self.metadata.is_empty() {
+            Labels::new()
+        } else {
+            labels_from_json(&self.metadata)?
+        };
+        Ok((
+            self.fingerprint,
+            Entry {
+                ts: self.ts,
+                seq: self.seq,
+                line: self.line,
+                metadata,
+            },
+        ))
+    }
+}
+
 /// What `bucket_rows` computes.
 #[derive(Debug, Clone, Copy)]
 struct BucketSpec<'a> {
@@ -841,20 +861,7 @@ impl LogStore for ClickHouseStore {
             );
             let rows: Vec<ScanRow> = self.db.query(&sql).bind(req.tenant).fetch_all().await?;
             for r in rows {
-                let metadata = if r.metadata.is_empty() {
-                    Labels::new()
-                } else {
-                    labels_from_json(&r.metadata)?
-                };
-                out.push((
-                    r.fingerprint,
-                    Entry {
-                        ts: r.ts,
-                        seq: r.seq,
-                        line: r.line,
-                        metadata,
-                    },
-                ));
+                out.push(r.into_entry()?);
             }
         }
         Ok(out)
@@ -989,20 +996,7 @@ impl LogStore for ClickHouseStore {
                 );
                 let rows: Vec<ScanRow> = query(&sql.rest).fetch_all().await?;
                 for r in rows {
-                    let metadata = if r.metadata.is_empty() {
-                        Labels::new()
-                    } else {
-                        labels_from_json(&r.metadata)?
-                    };
-                    out.rest.push((
-                        r.fingerprint,
-                        Entry {
-                            ts: r.ts,
-                            seq: r.seq,
-                            line: r.line,
-                            metadata,
-                        },
-                    ));
+                    out.rest.push(r.into_entry()?);
                 }
             }
         }

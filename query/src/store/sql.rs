@@ -488,6 +488,25 @@ fn cmp_sql(op: CmpOp) -> &'static str {
 }
 
 /// `(pass, unsafe)` of a label filter.
+/// A string label matcher on the SQL value `v` (regexes fully anchored, as LogQL's);
+/// `None` when the regex is not one RE2 reads the same.
+fn string_match_sql(v: &str, m: &crate::logql::ast::LabelMatcher) -> Option<String> {
+    Some(match m.op {
+        MatchOp::Eq => format!("({v} = {})", quote(&m.value)),
+        MatchOp::Neq => format!("({v} != {})", quote(&m.value)),
+        MatchOp::Re | MatchOp::Nre => {
+            if !re2_equivalent(&m.value) {
+                return None;
+            }
+            let neg = if m.op == MatchOp::Nre { "NOT " } else { "" };
+            format!(
+                "({neg}match({v}, {}))",
+                quote(&format!("^(?:{})$", m.value))
+            )
+        }
+    })
+}
+
 fn label_filter_sql(e: &LabelFilterExpr, g: &mut Gen<'_>) -> Option<(String, String)> {
     Some(match e {
         LabelFilterExpr::And(a, b) | LabelFilterExpr::Or(a, b) => {
@@ -507,21 +526,7 @@ fn label_filter_sql(e: &LabelFilterExpr, g: &mut Gen<'_>) -> Option<(String, Str
                 return Some((v.into(), "0".into()));
             }
             let x = g.extracted(&m.name)?;
-            let v = x.value.clone();
-            let pass = match m.op {
-                MatchOp::Eq => format!("({v} = {})", quote(&m.value)),
-                MatchOp::Neq => format!("({v} != {})", quote(&m.value)),
-                MatchOp::Re | MatchOp::Nre => {
-                    if !re2_equivalent(&m.value) {
-                        return None;
-                    }
-                    let neg = if m.op == MatchOp::Nre { "NOT " } else { "" };
-                    format!(
-                        "({neg}match({v}, {}))",
-                        quote(&format!("^(?:{})$", m.value))
-                    )
-                }
-            };
+            let pass = string_match_sql(&x.value, m)?;
             (pass, x.unsafe_as_str())
         }
         LabelFilterExpr::Number { name, op, value } => {
@@ -584,21 +589,7 @@ fn label_filter_maybe(e: &LabelFilterExpr, g: &mut Gen<'_>) -> Option<String> {
                 "0"
             };
             let x = g.extracted(&m.name)?;
-            let v = &x.value;
-            let pass = match m.op {
-                MatchOp::Eq => format!("({v} = {})", quote(&m.value)),
-                MatchOp::Neq => format!("({v} != {})", quote(&m.value)),
-                MatchOp::Re | MatchOp::Nre => {
-                    if !re2_equivalent(&m.value) {
-                        return None;
-                    }
-                    let neg = if m.op == MatchOp::Nre { "NOT " } else { "" };
-                    format!(
-                        "({neg}match({v}, {}))",
-                        quote(&format!("^(?:{})$", m.value))
-                    )
-                }
-            };
+            let pass = string_match_sql(&x.value, m)?;
             format!("({} OR {absent} OR {pass})", x.unsafe_as_str())
         }
         LabelFilterExpr::Number { name, op, value } => {
