@@ -45,7 +45,7 @@ mod common;
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -210,25 +210,8 @@ fn start(system: System, hook_port: u16) -> Running {
         System::Alertmanager => {
             let bin = std::env::var("ARGUS_TEST_ALERTMANAGER")
                 .unwrap_or_else(|_| "/usr/bin/prometheus-alertmanager".into());
-            let port = common::free_port();
-            let child = Command::new(&bin)
-                .arg(format!("--config.file={}", routes.display()))
-                .arg(format!(
-                    "--storage.path={}",
-                    dir.path().join("data").display()
-                ))
-                .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-                .arg("--cluster.listen-address=")
-                .arg("--log.level=warn")
-                .stdout(Stdio::null())
-                .stderr(stderr())
-                .spawn()
-                .unwrap_or_else(|e| panic!("starting {bin}: {e}"));
             Running {
-                proc: common::Argus {
-                    child,
-                    url: format!("http://127.0.0.1:{port}"),
-                },
+                proc: common::start_alertmanager(&bin, &routes, &dir.path().join("data"), stderr()),
                 _dir: dir,
             }
         }

@@ -137,28 +137,18 @@ async fn same_groups_and_payloads_as_alertmanager() {
     )
     .unwrap();
 
-    let am_port = free_port();
-    let _am = Proc(
-        Command::new(&am_bin)
-            .arg(format!("--config.file={}", am_cfg.display()))
-            .arg(format!(
-                "--storage.path={}",
-                dir.path().join("am-data").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{am_port}"))
-            .arg("--cluster.listen-address=")
-            .arg("--log.level=warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap_or_else(|e| panic!("starting {am_bin}: {e}")),
+    let am = common::start_alertmanager(
+        &am_bin,
+        &am_cfg,
+        &dir.path().join("am-data"),
+        Stdio::inherit(),
     );
     let argus = common::start(
         &dir.path().join("argus-data"),
         &["--config", argus_cfg.to_str().unwrap()],
     );
     let c = reqwest::Client::new();
-    let am_url = format!("http://127.0.0.1:{am_port}");
+    let am_url = am.url.clone();
     wait_ready(&c, &format!("{am_url}/-/ready")).await;
     wait_ready(&c, &format!("{}/ready", argus.url)).await;
 

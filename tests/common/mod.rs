@@ -7,6 +7,8 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
+/// A started process (`argus`, or a real tool beside it) and the URL it serves; killed
+/// when dropped.
 pub struct Argus {
     pub child: Child,
     pub url: String,
@@ -52,6 +54,26 @@ pub fn start_bin(bin: impl AsRef<OsStr>, data_dir: &Path, extra: &[&str], stderr
         .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
         .to_string();
     Argus { child, url }
+}
+
+/// Starts Debian's Alertmanager (`bin`) with `config` and its data under `data_dir`, on
+/// a free port of 127.0.0.1, clustering off.
+pub fn start_alertmanager(bin: &str, config: &Path, data_dir: &Path, stderr: Stdio) -> Argus {
+    let port = free_port();
+    let child = Command::new(bin)
+        .arg(format!("--config.file={}", config.display()))
+        .arg(format!("--storage.path={}", data_dir.display()))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .arg("--cluster.listen-address=")
+        .arg("--log.level=warn")
+        .stdout(Stdio::null())
+        .stderr(stderr)
+        .spawn()
+        .unwrap_or_else(|e| panic!("starting {bin}: {e}"));
+    Argus {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+    }
 }
 
 /// Serves `app` on a free port of 127.0.0.1 (a local receiver); returns the port.
