@@ -204,6 +204,14 @@ async fn sleep_ms(ms: u64) {
     tokio::time::sleep(Duration::from_millis(ms)).await;
 }
 
+/// Waits (at most 10 s, for a loaded machine) until `rec` has sent `n` notifications.
+async fn until_sent(rec: &Recorder, n: usize) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while rec.sent().len() < n && std::time::Instant::now() < deadline {
+        sleep_ms(20).await;
+    }
+}
+
 fn names(n: &Notification) -> Vec<String> {
     n.alerts
         .iter()
@@ -461,7 +469,7 @@ async fn restart_neither_repeats_nor_loses() {
     {
         let env = start(&log, "a", &[("team", rec.clone())], RetryPolicy::default()).await;
         env.store.put(vec![a1.clone()]);
-        sleep_ms(600).await;
+        until_sent(&rec, 1).await;
         assert_eq!(rec.sent().len(), 1);
         let _ = env.stop.send(true);
         sleep_ms(100).await;

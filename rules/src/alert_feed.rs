@@ -8,7 +8,7 @@
 //! It also owns how posted alerts reach the log and the store, for this feed and for
 //! the rule service alike ([`publish_posted`]): they are applied to the store as soon
 //! as they are validated (so they are routed and notified without waiting for the
-//! log), then written to `argus.alerts`; the POST is answered once the write is
+//! log), then written to `argus.alerts` as one `alert_batch` record per request; the POST is answered once the write is
 //! durable. The tail skips the records this process applied itself (marked with a
 //! header, [`OwnRecords`]);
 //! other processes (and a restart) apply them from the log. A crash between routing
@@ -27,7 +27,7 @@ use argus_schemas::{Timestamp, topics};
 use tokio::sync::{Notify, watch};
 
 use crate::RulesError;
-use crate::alert_store::{Alert, AlertSink, AlertStore, encode_record, posted_envelopes};
+use crate::alert_store::{Alert, AlertSink, AlertStore, encode_record, posted_batch};
 
 const READ_BATCH: usize = 5_000;
 
@@ -133,10 +133,10 @@ pub(crate) async fn publish_posted(
     if alerts.is_empty() {
         return Ok(());
     }
-    let envs = posted_envelopes(Some(store), alerts, Timestamp::now());
-    let recs = envs.iter().map(|e| own.mark(encode_record(e))).collect();
-    store.apply_posted(envs);
-    let positions = log.produce_batch(topics::ALERTS, recs).await?;
+    let env = posted_batch(Some(store), alerts, Timestamp::now());
+    let rec = own.mark(encode_record(&env));
+    store.apply_posted(env);
+    let positions = log.produce_batch(topics::ALERTS, vec![rec]).await?;
     own.note(&positions, &applied.borrow());
     Ok(())
 }

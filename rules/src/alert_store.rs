@@ -268,13 +268,14 @@ pub trait AlertSink: Send + Sync {
     ) -> Pin<Box<dyn Future<Output = Result<(), RulesError>> + Send + '_>>;
 }
 
-/// The `argus.alerts` records for alerts posted through the API: transitions with no
-/// rule group (firing → firing for an update of a firing alert the store holds).
-pub fn posted_envelopes(
+/// The `argus.alerts` record for alerts posted through the API in one request: an
+/// `alert_batch` of transitions with no rule group (firing → firing for an update of a
+/// firing alert the store holds).
+pub fn posted_batch(
     store: Option<&AlertStore>,
     alerts: Vec<Alert>,
     now: Timestamp,
-) -> Vec<argus_schemas::Envelope> {
+) -> argus_schemas::Envelope {
     let mut out = Vec::with_capacity(alerts.len());
     for a in alerts {
         let firing = !a.resolved(now);
@@ -284,7 +285,7 @@ pub fn posted_envelopes(
             (true, false) => (AlertState::Inactive, AlertState::Firing),
             (false, _) => (AlertState::Firing, AlertState::Resolved),
         };
-        let t = AlertTransition {
+        out.push(AlertTransition {
             fingerprint: a.labels.fingerprint().to_string(),
             labels: a.labels,
             annotations: a.annotations,
@@ -297,15 +298,14 @@ pub fn posted_envelopes(
             fired_at: Some(a.starts_at),
             resolved_at: a.ends_at,
             generator_url: a.generator_url,
-        };
-        out.push(argus_schemas::Envelope::new(
-            argus_schemas::DEFAULT_TENANT,
-            "alertmanager-api",
-            now,
-            argus_schemas::Payload::AlertTransition(t),
-        ));
+        });
     }
-    out
+    argus_schemas::Envelope::new(
+        argus_schemas::DEFAULT_TENANT,
+        "alertmanager-api",
+        now,
+        argus_schemas::Payload::AlertBatch(argus_schemas::AlertBatch { alerts: out }),
+    )
 }
 
 /// The stored form of a posted alert's transition written at `event_time`.
@@ -321,16 +321,16 @@ fn posted_alert(t: AlertTransition, event_time: Timestamp) -> Alert {
     }
 }
 
-/// [`posted_envelopes`], encoded for the event log.
+/// [`posted_batch`], encoded for the event log (none for no alerts).
 pub fn posted_records(
     store: Option<&AlertStore>,
     alerts: Vec<Alert>,
     now: Timestamp,
 ) -> Vec<argus_bus::OutRecord> {
-    posted_envelopes(store, alerts, now)
-        .iter()
-        .map(encode_record)
-        .collect()
+    if alerts.is_empty() {
+        return Vec::new();
+    }
+    vec![encode_record(&posted_batch(store, alerts, now))]
 }
 
 /// One envelope as an `argus.alerts` record (key: the envelope's).
@@ -450,27 +450,34 @@ impl AlertStore {
         v
     }
 
-    /// Posted alerts as [`posted_envelopes`] made them, in one put: what
-    /// [`AlertStore::apply_envelope`] does with each, without copying them.
-    pub fn apply_posted(&self, envs: Vec<argus_schemas::Envelope>) {
-        let alerts = envs
-            .into_iter()
-            .filter_map(|env| match env.payload {
-                argus_schemas::Payload::AlertTransition(t) if t.rule_group.is_empty() => {
-                    Some(posted_alert(t, env.event_time))
-                }
-                _ => None,
-            })
-            .collect();
-        self.put(alerts);
+    /// Posted alerts as [`posted_batch`] made them, in one put: what
+    /// [`AlertStore::apply_envelope`] does with the record, without copying them.
+    pub fn apply_posted(&self, env: argus_schemas::Envelope) {
+        let argus_schemas::Payload::AlertBatch(b) = env.payload else {
+            return;
+        };
+        let at = env.event_time;
+        self.put(b.alerts.into_iter().map(|t| posted_alert(t, at)).collect());
     }
 
     /// Folds one record of `argus.alerts` in: a rule engine transition
-    /// ([`AlertStore::apply_transition`]) or an alert posted through the API (its
-    /// transition has no rule group; stored as posted, updated at the record's time).
+    /// ([`AlertStore::apply_transition`]) or alerts posted through the API (an
+    /// `alert_batch`, or a transition with no rule group; stored as posted, updated at
+    /// the record's time).
     pub fn apply_envelope(&self, env: &argus_schemas::Envelope) {
-        let argus_schemas::Payload::AlertTransition(t) = &env.payload else {
-            return;
+        let t = match &env.payload {
+            argus_schemas::Payload::AlertTransition(t) => t,
+            argus_schemas::Payload::AlertBatch(b) => {
+                let at = env.event_time;
+                self.put(
+                    b.alerts
+                        .iter()
+                        .map(|t| posted_alert(t.clone(), at))
+                        .collect(),
+                );
+                return;
+            }
+            _ => return,
         };
         if t.rule_group.is_empty() {
             self.put(vec![posted_alert(t.clone(), env.event_time)]);

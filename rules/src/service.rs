@@ -385,12 +385,13 @@ fn apply_alert_record(inner: &Inner, bytes: &[u8]) {
             return;
         }
     };
-    let Payload::AlertTransition(t) = &env.payload else {
-        return;
-    };
     if let Some(store) = &inner.store {
         store.apply_envelope(&env);
     }
+    // Posted alerts (an `alert_batch`) live in the store only.
+    let Payload::AlertTransition(t) = &env.payload else {
+        return;
+    };
     if t.rule_group.is_empty() {
         return;
     }

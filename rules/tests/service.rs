@@ -59,9 +59,15 @@ async fn transitions(log: &EventLog) -> Vec<(String, AlertTransition)> {
     read_all(log, topics::ALERTS)
         .await
         .into_iter()
-        .filter_map(|e| match e.payload {
-            Payload::AlertTransition(t) => Some((e.tenant, t)),
-            _ => None,
+        .flat_map(|e| match e.payload {
+            Payload::AlertTransition(t) => vec![(e.tenant, t)],
+            // Alerts posted in one request: one record.
+            Payload::AlertBatch(b) => b
+                .alerts
+                .into_iter()
+                .map(|t| (e.tenant.clone(), t))
+                .collect(),
+            _ => Vec::new(),
         })
         .collect()
 }
@@ -629,6 +635,32 @@ async fn posted_alerts_are_published_and_rule_alerts_reach_the_store() {
             .get(posted.fingerprint())
             .unwrap()
             .resolved(Timestamp::now())
+    );
+    // Every request is one `alert_batch` record, its alerts in the order posted.
+    let second = AmAlert {
+        labels: Labels::from_pairs([("alertname", "FromPrometheus"), ("job", "y")]),
+        ..posted.clone()
+    };
+    sink.put(vec![second.clone(), posted.clone()])
+        .await
+        .unwrap();
+    let batches: Vec<_> = read_all(&log, topics::ALERTS)
+        .await
+        .into_iter()
+        .filter_map(|e| match e.payload {
+            Payload::AlertBatch(b) => Some((e.source, b.alerts)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(batches.len(), 4, "{batches:?}");
+    let (source, last) = batches.last().unwrap();
+    assert_eq!(source, "alertmanager-api");
+    let jobs: Vec<_> = last.iter().map(|t| t.labels.get("job").unwrap()).collect();
+    assert_eq!(jobs, ["y", "x"]);
+    assert_eq!(
+        (last[0].from, last[1].from),
+        (AlertState::Inactive, AlertState::Inactive),
+        "x was resolved, so it fires anew"
     );
 
     // The rule engine's firing alert reaches the store too.

@@ -27,18 +27,20 @@ pub enum RecordKind {
     NodeEvent,
     SecurityFinding,
     AlertTransition,
+    AlertBatch,
     SilenceChange,
     NotificationAttempt,
     Audit,
 }
 
 impl RecordKind {
-    pub const ALL: [RecordKind; 8] = [
+    pub const ALL: [RecordKind; 9] = [
         RecordKind::MetricSamples,
         RecordKind::LogEntry,
         RecordKind::NodeEvent,
         RecordKind::SecurityFinding,
         RecordKind::AlertTransition,
+        RecordKind::AlertBatch,
         RecordKind::SilenceChange,
         RecordKind::NotificationAttempt,
         RecordKind::Audit,
@@ -51,6 +53,7 @@ impl RecordKind {
             RecordKind::NodeEvent => "node_event",
             RecordKind::SecurityFinding => "security_finding",
             RecordKind::AlertTransition => "alert_transition",
+            RecordKind::AlertBatch => "alert_batch",
             RecordKind::SilenceChange => "silence_change",
             RecordKind::NotificationAttempt => "notification_attempt",
             RecordKind::Audit => "audit",
@@ -74,7 +77,7 @@ impl RecordKind {
             RecordKind::LogEntry => LOGS,
             RecordKind::NodeEvent => NODE_EVENTS,
             RecordKind::SecurityFinding => FINDINGS,
-            RecordKind::AlertTransition => ALERTS,
+            RecordKind::AlertTransition | RecordKind::AlertBatch => ALERTS,
             RecordKind::SilenceChange => SILENCES,
             RecordKind::NotificationAttempt => NOTIFICATIONS,
             RecordKind::Audit => AUDIT,
@@ -91,6 +94,7 @@ pub enum Payload {
     NodeEvent(NodeEvent),
     SecurityFinding(SecurityFinding),
     AlertTransition(AlertTransition),
+    AlertBatch(AlertBatch),
     SilenceChange(SilenceChange),
     NotificationAttempt(NotificationAttempt),
     Audit(AuditRecord),
@@ -104,6 +108,7 @@ impl Payload {
             Payload::NodeEvent(_) => RecordKind::NodeEvent,
             Payload::SecurityFinding(_) => RecordKind::SecurityFinding,
             Payload::AlertTransition(_) => RecordKind::AlertTransition,
+            Payload::AlertBatch(_) => RecordKind::AlertBatch,
             Payload::SilenceChange(_) => RecordKind::SilenceChange,
             Payload::NotificationAttempt(_) => RecordKind::NotificationAttempt,
             Payload::Audit(_) => RecordKind::Audit,
@@ -128,6 +133,8 @@ impl Payload {
             ])
             .to_string(),
             Payload::AlertTransition(a) => a.fingerprint.clone(),
+            // One partition per tenant keeps a tenant's posted alerts in order.
+            Payload::AlertBatch(_) => tenant.to_string(),
             Payload::SilenceChange(s) => s.id.clone(),
             Payload::NotificationAttempt(n) => n.group_key.clone(),
             Payload::Audit(_) => tenant.to_string(),
@@ -172,6 +179,17 @@ impl Payload {
                 if a.labels.is_empty() {
                     return Err(DecodeError::invalid(
                         "payload.labels",
+                        "an alert needs labels",
+                    ));
+                }
+            }
+            Payload::AlertBatch(b) => {
+                if b.alerts.is_empty() {
+                    return Err(DecodeError::invalid("payload.alerts", "no alerts"));
+                }
+                if let Some(i) = b.alerts.iter().position(|a| a.labels.is_empty()) {
+                    return Err(DecodeError::invalid(
+                        format!("payload.alerts[{i}].labels"),
                         "an alert needs labels",
                     ));
                 }
@@ -389,6 +407,7 @@ fn decode_payload(kind: RecordKind, raw: &str) -> Result<Payload, DecodeError> {
         RecordKind::NodeEvent => Payload::NodeEvent(p(kind, raw)?),
         RecordKind::SecurityFinding => Payload::SecurityFinding(p(kind, raw)?),
         RecordKind::AlertTransition => Payload::AlertTransition(p(kind, raw)?),
+        RecordKind::AlertBatch => Payload::AlertBatch(p(kind, raw)?),
         RecordKind::SilenceChange => Payload::SilenceChange(p(kind, raw)?),
         RecordKind::NotificationAttempt => Payload::NotificationAttempt(p(kind, raw)?),
         RecordKind::Audit => Payload::Audit(p(kind, raw)?),

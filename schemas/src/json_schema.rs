@@ -20,6 +20,7 @@ fn payload_schema(kind: RecordKind) -> Value {
         RecordKind::NodeEvent => s::<NodeEvent>(),
         RecordKind::SecurityFinding => s::<SecurityFinding>(),
         RecordKind::AlertTransition => s::<AlertTransition>(),
+        RecordKind::AlertBatch => s::<AlertBatch>(),
         RecordKind::SilenceChange => s::<SilenceChange>(),
         RecordKind::NotificationAttempt => s::<NotificationAttempt>(),
         RecordKind::Audit => s::<AuditRecord>(),

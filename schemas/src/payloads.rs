@@ -208,6 +208,16 @@ pub struct AlertTransition {
     pub generator_url: String,
 }
 
+/// Alerts posted through the Alertmanager API in one request, as one record: each
+/// alert's transition (no rule group; `firing → firing` for an update of a firing
+/// alert, `firing → resolved` for a resolved one), in the order posted. Readers apply
+/// them as if each were an `alert_transition` record of its own.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AlertBatch {
+    pub alerts: Vec<AlertTransition>,
+}
+
 /// A silence matcher, as Alertmanager has them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]

@@ -86,6 +86,7 @@ const FIXTURES: &[(&str, &str)] = &[
         "alert_transition",
         include_str!("golden/v1/alert_transition.json"),
     ),
+    ("alert_batch", include_str!("golden/v1/alert_batch.json")),
     (
         "silence_change",
         include_str!("golden/v1/silence_change.json"),
@@ -240,6 +241,41 @@ fn malformed_records_are_rejected_with_reasons() {
         assert_eq!(e.code(), code, "{e}");
         assert!(e.to_string().contains(needle), "{e:?} lacks {needle:?}");
     }
+}
+
+#[test]
+fn alert_batches_name_the_bad_alert() {
+    let batch = FIXTURES
+        .iter()
+        .find(|(n, _)| *n == "alert_batch")
+        .unwrap()
+        .1;
+    let env = decode(batch.trim().as_bytes()).unwrap();
+    let Payload::AlertBatch(b) = &env.payload else {
+        panic!("{env:?}")
+    };
+    assert_eq!(b.alerts.len(), 2);
+    assert_eq!(b.alerts[1].to, AlertState::Resolved);
+    assert_eq!(env.key, env.payload.default_key(&env.tenant));
+    assert_eq!(env.kind().topic(), topics::ALERTS);
+
+    let e = decode(&with(batch, |v| {
+        v["payload"]["alerts"] = serde_json::json!([])
+    }))
+    .unwrap_err();
+    assert_eq!(e.code(), "invalid");
+    assert!(e.to_string().contains("payload.alerts"), "{e}");
+    let e = decode(&with(batch, |v| {
+        v["payload"]["alerts"][1]["labels"] = serde_json::json!({})
+    }))
+    .unwrap_err();
+    assert_eq!(e.code(), "invalid");
+    assert!(e.to_string().contains("payload.alerts[1].labels"), "{e}");
+    let e = decode(&with(batch, |v| {
+        v["payload"]["alerts"][0]["to"] = "burning".into()
+    }))
+    .unwrap_err();
+    assert!(e.to_string().contains("unknown variant `burning`"), "{e}");
 }
 
 #[test]
