@@ -203,6 +203,14 @@ fn rows() -> Vec<WriteRow> {
         r#"{"status":510,"path":"/j"} trailing"#,
         r#"{"status":"51\u0031","path":"/k"}"#,
         r#"{"path":"/l","msg":"no status here"}"#,
+        // flat lines (read directly through their stored shape)
+        r#"{"xstatus":1,"status":511,"path":"/n"}"#,
+        r#"{"msg":"status","status":512,"path":"/o"}"#,
+        r#"{"status":"513","path":"/p"}"#,
+        r#"{"status":true,"path":"/q"}"#,
+        r#"{"status":-1.5e3,"path":"/r"}"#,
+        r#"{"path":"status:","x_status":514}"#,
+        "{}",
     ];
     for (i, l) in dirty_lines.iter().enumerate() {
         push(
@@ -259,6 +267,13 @@ fn rows() -> Vec<WriteRow> {
         r#"{"duration":"7s"}"#,
         "level=warn\tduration=4s",
         "msg=\"\u{fffd}\" duration=6s",
+        // simple lines (read directly through their stored shape)
+        "xduration=9s duration=1s",
+        r#"msg="a duration" duration=8s"#,
+        r#"duration="" level=info"#,
+        r#"level=info duration="5s""#,
+        "duration=7m level=error",
+        "level=warn",
     ];
     for (i, l) in wdirty_lines.iter().enumerate() {
         push(

@@ -6,8 +6,8 @@
 //!
 //! ```text
 //! entries: tenant, fingerprint UInt64, ts Int64 (Unix ns), seq UInt64, line String,
-//!          metadata String (JSON object, '' when empty), topic, partition Int32,
-//!          offset Int64
+//!          metadata String (JSON object, '' when empty), shape UInt8 (see
+//!          [`super::shape`]), topic, partition Int32, offset Int64
 //!          MergeTree PARTITION BY intDiv(ts, 86400e9) ORDER BY (tenant, fingerprint, ts, seq)
 //! series:  tenant, fingerprint UInt64, day Int32, labels String (JSON object)
 //!          ReplacingMergeTree ORDER BY (tenant, fingerprint, day)
@@ -171,6 +171,7 @@ struct EntryRow<'a> {
     seq: u64,
     line: &'a str,
     metadata: String,
+    shape: u8,
     topic: &'a str,
     partition: i32,
     offset: i64,
@@ -543,6 +544,7 @@ impl ClickHouseStore {
     seq UInt64,
     line String{zstd},
     metadata String{zstd},
+    shape UInt8,
     topic {lc},
     partition Int32,
     offset Int64{index}
@@ -553,6 +555,24 @@ ORDER BY (tenant, fingerprint, ts, seq)",
             zstd = codec("ZSTD"),
         );
         self.db.query(&entries).execute().await?;
+        // Tables made before the `shape` column: old rows read as 0 (not known simple).
+        let has_shape = self
+            .root
+            .query(
+                "SELECT toUInt64(count()) AS n FROM system.columns
+                 WHERE database = ? AND table = 'entries' AND name = 'shape'",
+            )
+            .bind(&self.database)
+            .fetch_one::<CountRow>()
+            .await?
+            .n
+            > 0;
+        if !has_shape {
+            self.db
+                .query("ALTER TABLE entries ADD COLUMN shape UInt8 DEFAULT 0 AFTER metadata")
+                .execute()
+                .await?;
+        }
         let series = format!(
             "CREATE TABLE IF NOT EXISTS series (
     tenant {lc},
@@ -626,6 +646,7 @@ ORDER BY (tenant, fingerprint, day)",
                 } else {
                     serde_json::to_string(&r.metadata).expect("labels serialize")
                 },
+                shape: super::shape::classify(&r.line),
                 topic: &r.source.topic,
                 partition: r.source.partition,
                 offset: r.source.offset,
@@ -958,16 +979,19 @@ impl LogStore for ClickHouseStore {
             // Every pushed-down expression is total (see `sql`). The setting goes in
             // the query text: it is for this query only on any server (a setting sent
             // beside the query may outlive it on a shared session).
+            let binds = sql.tenant_binds;
             let query = |sql: &str| {
-                if self.features.modern {
-                    self.db
-                        .query(&format!(
-                            "{sql} SETTINGS short_circuit_function_evaluation = 'disable'"
-                        ))
-                        .bind(req.tenant)
+                let mut q = if self.features.modern {
+                    self.db.query(&format!(
+                        "{sql} SETTINGS short_circuit_function_evaluation = 'disable'"
+                    ))
                 } else {
-                    self.db.query(sql).bind(req.tenant)
+                    self.db.query(sql)
+                };
+                for _ in 0..binds {
+                    q = q.bind(req.tenant);
                 }
+                q
             };
             let rows: Vec<AggRowCh> = query(&sql.agg).fetch_all().await?;
             let bad: u64 = rows.iter().map(|r| r.bad).sum();

@@ -19,6 +19,7 @@ pub mod clickhouse;
 pub mod embedded;
 pub mod plan;
 pub mod pushdown;
+pub mod shape;
 mod sql;
 
 use std::collections::HashMap;

@@ -215,6 +215,9 @@ struct Gen<'a> {
     /// cost a parse or a scan of the line's prefix; `unsafe_` then means "the engine's
     /// label may be neither absent nor this value".
     cheap: bool,
+    /// The rows have the parser's simple [`super::shape`] (`FLAT_JSON` for `json`,
+    /// `SIMPLE_LOGFMT` for `logfmt`): labels are read directly, nothing to prove.
+    fast: bool,
     /// Prefix of the named columns.
     prefix: &'static str,
     defs: Vec<(String, String)>,
@@ -246,25 +249,10 @@ impl<'a> Gen<'a> {
     fn extracted(&mut self, name: &str) -> Option<Ext> {
         match self.parser {
             PushParser::Lines => Some(Ext::absent()),
+            PushParser::Json if self.fast => Some(self.json_flat(name, false)),
+            PushParser::Logfmt if self.fast => self.logfmt_simple(name),
             PushParser::Json if self.modern => self.json_modern(name),
-            PushParser::Json => {
-                let raw = self.def(format!("visitParamExtractRaw(line, {})", quote(name)));
-                // On a flat line `"name":` can only be a key: more than one is a
-                // duplicate (the engine skips a `null` and reads the next).
-                let key = quote(&format!("\"{name}\":"));
-                let dup = format!(
-                    "(length(line) - length(replaceAll(line, {key}, ''))) > {}",
-                    name.len() + 3
-                );
-                Some(Ext {
-                    has: format!("({raw} != '' AND {raw} != 'null')"),
-                    value: format!(
-                        "multiIf({raw} = 'null', '', startsWith({raw}, '\"'), substring({raw}, 2, length({raw}) - 2), {raw})"
-                    ),
-                    unsafe_: dup,
-                    unsafe_str: "0".into(),
-                })
-            }
+            PushParser::Json => Some(self.json_flat(name, true)),
             PushParser::Logfmt => self.logfmt(name),
             PushParser::Pattern(p) => {
                 let nodes = pattern_nodes(p);
@@ -281,6 +269,67 @@ impl<'a> Gen<'a> {
                 })
             }
         }
+    }
+
+    /// A label of a flat JSON line (FLAT_JSON shape, or 18.16's [`FLAT_JSON`] check):
+    /// `"name":` can only be a key there. Unless the shape says keys are unique
+    /// (`dup_check`), more than one is a duplicate (the engine skips a `null` and
+    /// reads the next): unsafe.
+    fn json_flat(&mut self, name: &str, dup_check: bool) -> Ext {
+        let raw = self.def(format!("visitParamExtractRaw(line, {})", quote(name)));
+        let unsafe_ = if dup_check {
+            let key = quote(&format!("\"{name}\":"));
+            format!(
+                "(length(line) - length(replaceAll(line, {key}, ''))) > {}",
+                name.len() + 3
+            )
+        } else {
+            "0".into()
+        };
+        Ext {
+            has: self.def(format!("({raw} != '' AND {raw} != 'null')")),
+            value: self.def(format!(
+                "multiIf({raw} = 'null', '', startsWith({raw}, '\"'), substring({raw}, 2, length({raw}) - 2), {raw})"
+            )),
+            unsafe_,
+            unsafe_str: "0".into(),
+        }
+    }
+
+    /// A label of a SIMPLE_LOGFMT line (modern servers: `position` with a start):
+    /// the pair starts at the line start or after a space, its value runs to the next
+    /// space or, quoted, to the next quote; an empty value sets no label.
+    fn logfmt_simple(&mut self, name: &str) -> Option<Ext> {
+        if !self.modern {
+            return None;
+        }
+        let ident = name
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+            && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        if !ident {
+            // simple lines have identifier keys only
+            return Some(Ext::absent());
+        }
+        let at_start = self.def(format!("startsWith(line, {})", quote(&format!("{name}="))));
+        let p = self.def(format!(
+            "if({at_start}, 1, position(line, {}) + 1)",
+            quote(&format!(" {name}="))
+        ));
+        let s = self.def(format!("({p} + {})", name.len() + 1));
+        let quoted = self.def(format!("(substring(line, {s}, 1) = '\"')"));
+        let space = self.def(format!("position(line, ' ', {s})"));
+        let val = self.def(format!(
+            "if({quoted}, substring(line, {s} + 1, toInt64(position(line, '\"', {s} + 1)) - toInt64({s}) - 1), substring(line, {s}, if({space} = 0, {BEYOND}, {space} - {s})))"
+        ));
+        let has = self.def(format!("(({at_start} OR {p} > 1) AND {val} != '')"));
+        Some(Ext {
+            has: has.clone(),
+            value: self.def(format!("if({has}, {val}, '')")),
+            unsafe_: "0".into(),
+            unsafe_str: "0".into(),
+        })
     }
 
     fn json_modern(&mut self, name: &str) -> Option<Ext> {
@@ -665,7 +714,123 @@ pub(crate) struct Span<'a> {
 }
 
 /// The aggregation queries over a [`Span`]; `None` when a part has no SQL form.
+///
+/// For `json` (and `logfmt` on modern servers) the rows are read in two branches,
+/// joined with `UNION ALL`: rows whose [`super::shape`] is the parser's simple one,
+/// with labels read directly, and the others, with the proofs.
 pub(crate) fn aggregate_sql(plan: &AggPlan, modern: bool, span: &Span<'_>) -> Option<AggSql> {
+    let (lines, exact) = filter_sql(&plan.filters, modern);
+    if !exact {
+        return None;
+    }
+    let simple = match plan.parser {
+        PushParser::Json => Some(super::shape::FLAT_JSON),
+        PushParser::Logfmt if modern => Some(super::shape::SIMPLE_LOGFMT),
+        _ => None,
+    };
+    let nkeys = plan.keys.len();
+    let key_cols: Vec<String> = (0..nkeys).map(|i| format!("_k{i}")).collect();
+    let mut agg_cols = vec!["fingerprint", "_g", "_bucket", "_ok", "_bad", "_v"];
+    if plan.bytes {
+        agg_cols.push("_len");
+    }
+    let agg_cols = agg_cols
+        .into_iter()
+        .map(String::from)
+        .chain(key_cols.iter().cloned())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let (rows_agg, rest, binds) = match simple {
+        Some(shape) => {
+            let fast = branch(plan, modern, span, &lines, Some((shape, true)))?;
+            let slow = branch(plan, modern, span, &lines, Some((shape, false)))?;
+            (
+                format!(
+                    "SELECT {agg_cols} FROM ({fast}) UNION ALL SELECT {agg_cols} FROM ({slow})"
+                ),
+                format!(
+                    "SELECT fingerprint, ts, seq, line, metadata FROM ({fast}) WHERE _bad
+                     UNION ALL
+                     SELECT fingerprint, ts, seq, line, metadata FROM ({slow}) WHERE _bad"
+                ),
+                2,
+            )
+        }
+        None => {
+            let rows = branch(plan, modern, span, &lines, None)?;
+            (
+                rows.clone(),
+                format!("SELECT fingerprint, ts, seq, line, metadata FROM ({rows}) WHERE _bad"),
+                1,
+            )
+        }
+    };
+    let unwrap = plan.unwrap.is_some();
+    let fp_col = if span.group.is_some() {
+        "any(fingerprint)"
+    } else {
+        "_g"
+    };
+    let group_keys = if key_cols.is_empty() {
+        String::new()
+    } else {
+        format!(", {}", key_cols.join(", "))
+    };
+    let agg = format!(
+        "SELECT {fp_col} AS _fp, _bucket, {keys} AS keys,
+                toUInt64(countIf(_ok)) AS count,
+                {bytes} AS bytes,
+                {sum} AS sum,
+                {min} AS min,
+                {max} AS max,
+                toUInt64(countIf(_bad)) AS bad
+         FROM ({rows_agg})
+         GROUP BY _g, _bucket{group_keys}
+         HAVING count > 0 OR bad > 0",
+        keys = if key_cols.is_empty() {
+            "emptyArrayString()".to_string()
+        } else {
+            format!("[{}]", key_cols.join(", "))
+        },
+        bytes = if plan.bytes {
+            "toUInt64(sumIf(_len, _ok))"
+        } else {
+            "toUInt64(0)"
+        },
+        sum = if unwrap {
+            "toFloat64(sumIf(_v, _ok))"
+        } else {
+            "toFloat64(0)"
+        },
+        min = if unwrap {
+            "toFloat64(minIf(_v, _ok))"
+        } else {
+            "toFloat64(0)"
+        },
+        max = if unwrap {
+            "toFloat64(maxIf(_v, _ok))"
+        } else {
+            "toFloat64(0)"
+        },
+    );
+    Some(AggSql {
+        agg,
+        rest,
+        tenant_binds: binds,
+    })
+}
+
+/// The per-row query of one branch: `ts, seq, line, metadata, fingerprint, _g,
+/// _bucket`, the named expressions, `_unsafe, _pass, _bad, _ok, _v`, `_len` (bytes)
+/// and `_k0…` (keys). `shape`: `(simple shape, whether this branch reads the rows that
+/// have it)`; `None` reads every row the proving way.
+fn branch(
+    plan: &AggPlan,
+    modern: bool,
+    span: &Span<'_>,
+    lines: &str,
+    shape: Option<(u8, bool)>,
+) -> Option<String> {
     let Span {
         fps,
         origin,
@@ -674,10 +839,7 @@ pub(crate) fn aggregate_sql(plan: &AggPlan, modern: bool, span: &Span<'_>) -> Op
         hi,
         ..
     } = *span;
-    let (lines, exact) = filter_sql(&plan.filters, modern);
-    if !exact {
-        return None;
-    }
+    let fast = shape.is_some_and(|(_, f)| f);
     let mut used = Vec::new();
     let reads_error = plan
         .label_filter
@@ -687,19 +849,25 @@ pub(crate) fn aggregate_sql(plan: &AggPlan, modern: bool, span: &Span<'_>) -> Op
     used.extend(plan.keys.iter().cloned());
     used.sort();
     used.dedup();
-    let mut g = Gen {
+    let new_gen = |cheap: bool, prefix: &'static str, json_top: JsonTop| Gen {
         parser: &plan.parser,
         modern,
-        cheap: false,
-        prefix: "_d",
+        cheap,
+        fast,
+        prefix,
         defs: Vec::new(),
-        json_top: if used.len() > 1 {
+        json_top,
+        json_valid: Vec::new(),
+    };
+    let mut g = new_gen(
+        false,
+        "_d",
+        if used.len() > 1 {
             JsonTop::Keys
         } else {
             JsonTop::Has
         },
-        json_valid: Vec::new(),
-    };
+    );
     let (pass, unsafe_filter) = match &plan.label_filter {
         Some(e) => label_filter_sql(e, &mut g)?,
         None => ("1".into(), "0".into()),
@@ -725,8 +893,9 @@ pub(crate) fn aggregate_sql(plan: &AggPlan, modern: bool, span: &Span<'_>) -> Op
         keys.push(x.value);
     }
     // Per parser: rows the SQL cannot read at all, and rows it keeps only when they
-    // are proven to parse without error.
+    // are proven to parse without error. Simple lines parse and hold no escapes.
     let (line_unsafe, unproven) = match &plan.parser {
+        _ if fast => ("0".to_string(), "0".to_string()),
         PushParser::Json if modern => {
             if reads_error || g.json_valid.is_empty() {
                 g.json_valid
@@ -746,31 +915,27 @@ pub(crate) fn aggregate_sql(plan: &AggPlan, modern: bool, span: &Span<'_>) -> Op
     } else {
         unsafe_keys.join(" OR ")
     };
-    let key_cols: Vec<String> = (0..keys.len()).map(|i| format!("_k{i}")).collect();
-    let (fp_col, group) = match &span.group {
-        Some(g) => ("any(fingerprint)", g.clone()),
-        None => ("_g", "fingerprint".to_string()),
+    let group = match &span.group {
+        Some(g) => g.clone(),
+        None => "fingerprint".to_string(),
     };
-    let unwrap = plan.unwrap.is_some();
+    let shape_cond = match shape {
+        Some((s, true)) => format!(" AND shape = {s}"),
+        Some((s, false)) => format!(" AND shape != {s}"),
+        None => String::new(),
+    };
     let range = format!(
-        "WHERE tenant = ? AND fingerprint IN ({fps}) AND ts > {origin} AND ts <= {hi}{lines}"
+        "WHERE tenant = ? AND fingerprint IN ({fps}) AND ts > {origin} AND ts <= {hi}{lines}{shape_cond}"
     );
     // JSON with label filters on modern servers: a first stage drops the rows that
     // fail the filters whatever the proofs would say, so the JSON parse runs on the
     // rest only. (Where most rows pass, or for logfmt, whose proof is cheaper than the
-    // extra stage, one stage is faster.)
-    let two_stage = modern && plan.parser == PushParser::Json && plan.label_filter.is_some();
+    // extra stage, one stage is faster; simple lines need no proof.)
+    let two_stage =
+        !fast && modern && plan.parser == PushParser::Json && plan.label_filter.is_some();
     let mut reuse: HashMap<String, String> = HashMap::new();
     let from = if two_stage {
-        let mut c = Gen {
-            parser: &plan.parser,
-            modern,
-            cheap: true,
-            prefix: "_c",
-            defs: Vec::new(),
-            json_top: JsonTop::Has,
-            json_valid: Vec::new(),
-        };
+        let mut c = new_gen(true, "_c", JsonTop::Has);
         let filter = match &plan.label_filter {
             Some(e) => label_filter_maybe(e, &mut c)?,
             None => "1".into(),
@@ -816,59 +981,13 @@ pub(crate) fn aggregate_sql(plan: &AggPlan, modern: bool, span: &Span<'_>) -> Op
     if plan.bytes {
         inner.push("length(line) AS _len".into());
     }
-    for (c, k) in key_cols.iter().zip(&keys) {
-        inner.push(format!("if(_ok, {k}, '') AS {c}"));
+    for (i, k) in keys.iter().enumerate() {
+        inner.push(format!("if(_ok, {k}, '') AS _k{i}"));
     }
-    let group_keys = if key_cols.is_empty() {
-        String::new()
-    } else {
-        format!(", {}", key_cols.join(", "))
-    };
-    let rest = format!(
-        "SELECT fingerprint, ts, seq, line, metadata
-         FROM (SELECT ts, seq, line, metadata, {inner} {from})
-         WHERE _bad",
+    Some(format!(
+        "SELECT ts, seq, line, metadata, {inner} {from}",
         inner = inner.join(",\n                "),
-    );
-    let agg = format!(
-        "SELECT {fp_col} AS _fp, _bucket, {keys} AS keys,
-                toUInt64(countIf(_ok)) AS count,
-                {bytes} AS bytes,
-                {sum} AS sum,
-                {min} AS min,
-                {max} AS max,
-                toUInt64(countIf(_bad)) AS bad
-         FROM (SELECT {inner} {from})
-         GROUP BY _g, _bucket{group_keys}
-         HAVING count > 0 OR bad > 0",
-        inner = inner.join(",\n                "),
-        keys = if key_cols.is_empty() {
-            "emptyArrayString()".to_string()
-        } else {
-            format!("[{}]", key_cols.join(", "))
-        },
-        bytes = if plan.bytes {
-            "toUInt64(sumIf(_len, _ok))"
-        } else {
-            "toUInt64(0)"
-        },
-        sum = if unwrap {
-            "toFloat64(sumIf(_v, _ok))"
-        } else {
-            "toFloat64(0)"
-        },
-        min = if unwrap {
-            "toFloat64(minIf(_v, _ok))"
-        } else {
-            "toFloat64(0)"
-        },
-        max = if unwrap {
-            "toFloat64(maxIf(_v, _ok))"
-        } else {
-            "toFloat64(0)"
-        },
-    );
-    Some(AggSql { agg, rest })
+    ))
 }
 
 /// The two queries of a pushed-down aggregation.
@@ -878,6 +997,8 @@ pub(crate) struct AggSql {
     pub agg: String,
     /// The unsafe rows: fingerprint, ts, seq, line, metadata.
     pub rest: String,
+    /// How many times the tenant is bound (one `?` per branch, in both queries).
+    pub tenant_binds: usize,
 }
 
 #[cfg(test)]
@@ -889,6 +1010,7 @@ mod tests {
             parser: p,
             modern,
             cheap: false,
+            fast: false,
             prefix: "_d",
             defs: Vec::new(),
             json_top: JsonTop::Has,
