@@ -689,3 +689,105 @@ async fn many_streams(store: Arc<dyn LogStore>) {
     assert_eq!(b.iter().map(|c| c.lines).sum::<u64>(), 2500);
 }
 contract!(many_streams);
+
+/// A database made before the `shape` column: `ensure_schema` adds it, old rows read
+/// as 0 (not known simple), new rows get their shape, and queries see both.
+async fn adds_shape_to_old_tables(url: String, name: &str) {
+    let db = unique_db(name);
+    let client = clickhouse::Client::default()
+        .with_url(&url)
+        .with_validation(false);
+    client
+        .query(&format!("CREATE DATABASE {db}"))
+        .execute()
+        .await
+        .unwrap();
+    client
+        .query(&format!(
+            "CREATE TABLE {db}.entries (tenant String, fingerprint UInt64, ts Int64, seq UInt64,
+                 line String, metadata String, topic String, partition Int32, offset Int64)
+             ENGINE = MergeTree() PARTITION BY intDiv(ts, toInt64({DAY_NS}))
+             ORDER BY (tenant, fingerprint, ts, seq)"
+        ))
+        .execute()
+        .await
+        .unwrap();
+    let app = labels(&[("app", "a")]);
+    let fp = app.fingerprint().0;
+    client
+        .query(&format!(
+            "INSERT INTO {db}.entries VALUES ('t', {fp}, {T0}, 0, '{{\"a\":1}}', '', 'argus.logs', 0, 0)"
+        ))
+        .execute()
+        .await
+        .unwrap();
+    let s = ClickHouseStore::connect(ClickHouseConfig::new(url, db.clone()))
+        .await
+        .unwrap();
+    s.ensure_schema().await.unwrap();
+    s.ensure_schema().await.unwrap();
+    s.write(&[WriteRow {
+        tenant: "t".into(),
+        labels: app.clone(),
+        ts: T0 + SEC,
+        line: r#"{"a":2}"#.into(),
+        metadata: Labels::new(),
+        source: SourcePos {
+            topic: "argus.logs".into(),
+            partition: 0,
+            offset: 1,
+        },
+    }])
+    .await
+    .unwrap();
+    #[derive(clickhouse::Row, serde::Deserialize)]
+    struct R {
+        line: String,
+        shape: u8,
+    }
+    let rows: Vec<R> = client
+        .query(&format!("SELECT line, shape FROM {db}.entries ORDER BY ts"))
+        .fetch_all()
+        .await
+        .unwrap();
+    let got: Vec<(String, u8)> = rows.into_iter().map(|r| (r.line, r.shape)).collect();
+    assert_eq!(
+        got,
+        [(r#"{"a":1}"#.to_string(), 0), (r#"{"a":2}"#.to_string(), 1)]
+    );
+    let engine =
+        argus_query::engine::Engine::new(Arc::new(s), argus_query::engine::Limits::default());
+    let p = argus_query::engine::QueryParams {
+        tenant: "t".into(),
+        query: r#"sum(sum_over_time({app="a"} | json | unwrap a [1m]))"#.into(),
+        kind: argus_query::engine::QueryKind::Instant,
+        start: T0 + 30 * SEC,
+        end: T0 + 30 * SEC,
+        step: SEC,
+        interval: 0,
+        limit: 100,
+        direction: Direction::Forward,
+    };
+    let r = engine.query(&p).await.unwrap();
+    let v = argus_query::api::response_json(&r);
+    assert_eq!(v["data"]["result"][0]["value"][1], "3", "{v}");
+    client
+        .query(&format!("DROP DATABASE {db}"))
+        .execute()
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn shape_column_added_on_clickhouse_18() {
+    if let Some(url) = env_url("ARGUS_TEST_CLICKHOUSE_URL") {
+        adds_shape_to_old_tables(url, "shape_old").await;
+    }
+}
+
+#[tokio::test]
+async fn shape_column_added_on_clickhouse_modern() {
+    if let Some(url) = env_url("ARGUS_TEST_CLICKHOUSE_MODERN_URL") {
+        adds_shape_to_old_tables(url, "shape_modern").await;
+    }
+}
