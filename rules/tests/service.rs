@@ -662,6 +662,20 @@ async fn posted_alerts_are_published_and_rule_alerts_reach_the_store() {
         (AlertState::Inactive, AlertState::Inactive),
         "x was resolved, so it fires anew"
     );
+    // Both resolved by the sender, so the store rebuilt below holds neither firing.
+    let gone = Some(Timestamp::now());
+    sink.put(vec![
+        AmAlert {
+            ends_at: gone,
+            ..second
+        },
+        AmAlert {
+            ends_at: gone,
+            ..posted.clone()
+        },
+    ])
+    .await
+    .unwrap();
 
     // The rule engine's firing alert reaches the store too.
     wait_for(
