@@ -8,10 +8,10 @@
 //! It also owns how posted alerts reach the log and the store, for this feed and for
 //! the rule service alike ([`publish_posted`]): they are applied to the store as soon
 //! as they are validated (so they are routed and notified without waiting for the
-//! log), then written to `argus.alerts` as one `alert_batch` record per request; the POST is answered once the write is
-//! durable. The tail skips the records this process applied itself (marked with a
-//! header, [`OwnRecords`]);
-//! other processes (and a restart) apply them from the log. A crash between routing
+//! log), then written to `argus.alerts` as one `alert_batch` record per request; the
+//! POST is answered once the write is durable. The tail skips the records this process
+//! applied itself (marked with a header, [`OwnRecords`]); other processes (and a
+//! restart) apply them from the log. A crash between routing
 //! and the write can thus notify an alert whose POST was not acknowledged: the client
 //! posts it again (Prometheus re-sends every evaluation), which is within the
 //! notifier's at-least-once window.
