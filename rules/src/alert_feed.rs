@@ -11,10 +11,10 @@
 //! log), then written to `argus.alerts` as one `alert_batch` record per request; the
 //! POST is answered once the write is durable. The tail skips the records this process
 //! applied itself (marked with a header, [`OwnRecords`]); other processes (and a
-//! restart) apply them from the log. A crash between routing
-//! and the write can thus notify an alert whose POST was not acknowledged: the client
-//! posts it again (Prometheus re-sends every evaluation), which is within the
-//! notifier's at-least-once window.
+//! restart) apply them from the log. A crash between routing and the write can thus
+//! notify an alert whose POST was not acknowledged: the client posts it again
+//! (Prometheus re-sends every evaluation), which is within the notifier's at-least-once
+//! window.
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
@@ -80,25 +80,18 @@ impl OwnRecords {
         rec.header(APPLIED_BY) == Some(self.mark.as_slice())
     }
 
-    /// Notes where one write landed; runs the tail (`tail`: next offset per partition)
-    /// has reached already are left to the mark.
+    /// Notes where one write landed (each record a run of one offset; consecutive runs
+    /// are skipped in one go); records the tail (`tail`: next offset per partition) has
+    /// reached already are left to the mark.
     fn note(&self, positions: &[Position], tail: &HashMap<i32, i64>) {
-        let mut sorted: Vec<(i32, i64)> =
-            positions.iter().map(|p| (p.partition, p.offset)).collect();
-        sorted.sort_unstable();
-        let mut runs: Vec<(i32, i64, i64)> = Vec::new();
-        for (p, o) in sorted {
-            match runs.last_mut() {
-                Some((q, _, end)) if *q == p && *end == o => *end = o + 1,
-                _ => runs.push((p, o, o + 1)),
-            }
-        }
         let mut m = self.runs.lock().expect("own records lock");
-        for (p, start, end) in runs {
-            if tail.get(&p).is_some_and(|t| *t > start) {
+        for p in positions {
+            if tail.get(&p.partition).is_some_and(|t| *t > p.offset) {
                 continue;
             }
-            m.entry(p).or_default().insert(start, end);
+            m.entry(p.partition)
+                .or_default()
+                .insert(p.offset, p.offset + 1);
         }
     }
 
@@ -301,11 +294,6 @@ mod tests {
         // A restarted process has a new mark and applies its earlier records again.
         assert_ne!(OwnRecords::default().mark, me.mark);
     }
-}
-
-#[cfg(test)]
-mod runs_tests {
-    use super::*;
 
     fn at(partition: i32, offsets: &[i64]) -> Vec<Position> {
         offsets

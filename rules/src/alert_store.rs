@@ -321,16 +321,13 @@ fn posted_alert(t: AlertTransition, event_time: Timestamp) -> Alert {
     }
 }
 
-/// [`posted_batch`], encoded for the event log (none for no alerts).
-pub fn posted_records(
-    store: Option<&AlertStore>,
-    alerts: Vec<Alert>,
-    now: Timestamp,
-) -> Vec<argus_bus::OutRecord> {
+/// [`posted_batch`] without a store at hand (every alert new or resolved), encoded for
+/// the event log (none for no alerts).
+pub fn posted_records(alerts: Vec<Alert>, now: Timestamp) -> Vec<argus_bus::OutRecord> {
     if alerts.is_empty() {
         return Vec::new();
     }
-    vec![encode_record(&posted_batch(store, alerts, now))]
+    vec![encode_record(&posted_batch(None, alerts, now))]
 }
 
 /// One envelope as an `argus.alerts` record (key: the envelope's).
@@ -456,8 +453,12 @@ impl AlertStore {
         let argus_schemas::Payload::AlertBatch(b) = env.payload else {
             return;
         };
-        let at = env.event_time;
-        self.put(b.alerts.into_iter().map(|t| posted_alert(t, at)).collect());
+        self.put_posted(b.alerts, env.event_time);
+    }
+
+    /// Posted alerts' transitions, stored as posted at `at`, in one put.
+    fn put_posted(&self, ts: impl IntoIterator<Item = AlertTransition>, at: Timestamp) {
+        self.put(ts.into_iter().map(|t| posted_alert(t, at)).collect());
     }
 
     /// Folds one record of `argus.alerts` in: a rule engine transition
@@ -468,19 +469,12 @@ impl AlertStore {
         let t = match &env.payload {
             argus_schemas::Payload::AlertTransition(t) => t,
             argus_schemas::Payload::AlertBatch(b) => {
-                let at = env.event_time;
-                self.put(
-                    b.alerts
-                        .iter()
-                        .map(|t| posted_alert(t.clone(), at))
-                        .collect(),
-                );
-                return;
+                return self.put_posted(b.alerts.iter().cloned(), env.event_time);
             }
             _ => return,
         };
         if t.rule_group.is_empty() {
-            self.put(vec![posted_alert(t.clone(), env.event_time)]);
+            self.put_posted([t.clone()], env.event_time);
         } else {
             self.apply_transition(t);
         }

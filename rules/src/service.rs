@@ -443,7 +443,7 @@ impl AlertSink for LogAlertSink {
                 // The tail is not woken: it has nothing to apply from this write.
                 return publish_posted(&inner.log, store, &inner.own, &inner.applied, alerts).await;
             }
-            let recs = posted_records(None, alerts, Timestamp::now());
+            let recs = posted_records(alerts, Timestamp::now());
             let positions = self.inner.log.produce_batch(topics::ALERTS, recs).await?;
             self.inner.tail_wake.notify_one();
             let mut want: Vec<(i32, i64)> = Vec::new();

@@ -980,13 +980,13 @@ impl LogStore for ClickHouseStore {
             // the query text: it is for this query only on any server (a setting sent
             // beside the query may outlive it on a shared session).
             let binds = sql.tenant_binds;
-            let query = |sql: &str| {
+            let query = |text: &str| {
                 let mut q = if self.features.modern {
                     self.db.query(&format!(
-                        "{sql} SETTINGS short_circuit_function_evaluation = 'disable'"
+                        "{text} SETTINGS short_circuit_function_evaluation = 'disable'"
                     ))
                 } else {
-                    self.db.query(sql)
+                    self.db.query(text)
                 };
                 for _ in 0..binds {
                     q = q.bind(req.tenant);

@@ -39,13 +39,18 @@ fn ident(b: &[u8], i: usize) -> Option<usize> {
     Some(i + n)
 }
 
-/// Keys seen so far on one line; a repeat makes the line not simple.
+/// At most this many keys on a classified line: the uniqueness check is quadratic, and
+/// it runs for every line written. A wider line reads 0 (the proving branch).
+const MAX_KEYS: usize = 64;
+
+/// Keys seen so far on one line; a repeat (or more than [`MAX_KEYS`]) makes the line
+/// not simple.
 #[derive(Default)]
 struct Keys<'a>(Vec<&'a [u8]>);
 
 impl<'a> Keys<'a> {
     fn first_time(&mut self, k: &'a [u8]) -> bool {
-        if self.0.contains(&k) {
+        if self.0.len() >= MAX_KEYS || self.0.contains(&k) {
             return false;
         }
         self.0.push(k);
@@ -177,5 +182,15 @@ mod tests {
         ] {
             assert_eq!(classify(l), 0, "{l}");
         }
+    }
+
+    #[test]
+    fn wide_lines_are_left_to_the_proofs() {
+        let wide = |n: usize| {
+            let members: Vec<String> = (0..n).map(|i| format!("\"k{i}\":{i}")).collect();
+            format!("{{{}}}", members.join(","))
+        };
+        assert_eq!(classify(&wide(MAX_KEYS)), FLAT_JSON);
+        assert_eq!(classify(&wide(MAX_KEYS + 1)), 0);
     }
 }

@@ -703,31 +703,23 @@ pub(crate) fn aggregate_sql(plan: &AggPlan, modern: bool, span: &Span<'_>) -> Op
         .chain(key_cols.iter().cloned())
         .collect::<Vec<_>>()
         .join(", ");
-    let (rows_agg, rest, binds) = match simple {
-        Some(shape) => {
-            let fast = branch(plan, modern, span, &lines, Some((shape, true)))?;
-            let slow = branch(plan, modern, span, &lines, Some((shape, false)))?;
-            (
-                format!(
-                    "SELECT {agg_cols} FROM ({fast}) UNION ALL SELECT {agg_cols} FROM ({slow})"
-                ),
-                format!(
-                    "SELECT fingerprint, ts, seq, line, metadata FROM ({fast}) WHERE _bad
-                     UNION ALL
-                     SELECT fingerprint, ts, seq, line, metadata FROM ({slow}) WHERE _bad"
-                ),
-                2,
-            )
-        }
-        None => {
-            let rows = branch(plan, modern, span, &lines, None)?;
-            (
-                rows.clone(),
-                format!("SELECT fingerprint, ts, seq, line, metadata FROM ({rows}) WHERE _bad"),
-                1,
-            )
-        }
+    // Per-row branch queries, and their rows for the aggregate and the unsafe rows.
+    let branches = match simple {
+        Some(shape) => vec![
+            branch(plan, modern, span, &lines, Some((shape, true)))?,
+            branch(plan, modern, span, &lines, Some((shape, false)))?,
+        ],
+        None => vec![branch(plan, modern, span, &lines, None)?],
     };
+    let union = |cols: &str, cond: &str| {
+        branches
+            .iter()
+            .map(|b| format!("SELECT {cols} FROM ({b}){cond}"))
+            .collect::<Vec<_>>()
+            .join("\n         UNION ALL\n         ")
+    };
+    let rows_agg = union(&agg_cols, "");
+    let rest = union("fingerprint, ts, seq, line, metadata", " WHERE _bad");
     let unwrap = plan.unwrap.is_some();
     let fp_col = if span.group.is_some() {
         "any(fingerprint)"
@@ -779,7 +771,7 @@ pub(crate) fn aggregate_sql(plan: &AggPlan, modern: bool, span: &Span<'_>) -> Op
     Some(AggSql {
         agg,
         rest,
-        tenant_binds: binds,
+        tenant_binds: branches.len(),
     })
 }
 
