@@ -690,8 +690,10 @@ async fn many_streams(store: Arc<dyn LogStore>) {
 }
 contract!(many_streams);
 
-/// A database made before the `shape` column: `ensure_schema` adds it, old rows read
-/// as 0 (not known simple), new rows get their shape, and queries see both.
+/// A database made before the `shape` column, then given it by the previous version
+/// (which wrote shape 1, "flat JSON", without fields): `ensure_schema` adds the field
+/// columns, old rows read as not parsed (0 and 1 alike: no fields to read), new rows
+/// get their shape and fields, and queries see all three.
 async fn adds_shape_to_old_tables(url: String, name: &str) {
     let db = unique_db(name);
     let client = clickhouse::Client::default()
@@ -721,6 +723,21 @@ async fn adds_shape_to_old_tables(url: String, name: &str) {
         .execute()
         .await
         .unwrap();
+    client
+        .query(&format!(
+            "ALTER TABLE {db}.entries ADD COLUMN shape UInt8 DEFAULT 0 AFTER metadata"
+        ))
+        .execute()
+        .await
+        .unwrap();
+    client
+        .query(&format!(
+            "INSERT INTO {db}.entries VALUES ('t', {fp}, {}, 0, '{{\"a\":2}}', '', 1, 'argus.logs', 0, 1)",
+            T0 + SEC
+        ))
+        .execute()
+        .await
+        .unwrap();
     let s = ClickHouseStore::connect(ClickHouseConfig::new(url, db.clone()))
         .await
         .unwrap();
@@ -729,13 +746,13 @@ async fn adds_shape_to_old_tables(url: String, name: &str) {
     s.write(&[WriteRow {
         tenant: "t".into(),
         labels: app.clone(),
-        ts: T0 + SEC,
-        line: r#"{"a":2}"#.into(),
+        ts: T0 + 2 * SEC,
+        line: r#"{"a":4}"#.into(),
         metadata: Labels::new(),
         source: SourcePos {
             topic: "argus.logs".into(),
             partition: 0,
-            offset: 1,
+            offset: 2,
         },
     }])
     .await
@@ -744,16 +761,32 @@ async fn adds_shape_to_old_tables(url: String, name: &str) {
     struct R {
         line: String,
         shape: u8,
+        field_keys: Vec<String>,
+        field_nums: Vec<f64>,
     }
     let rows: Vec<R> = client
-        .query(&format!("SELECT line, shape FROM {db}.entries ORDER BY ts"))
+        .query(&format!(
+            "SELECT line, shape, field_keys, field_nums FROM {db}.entries ORDER BY ts"
+        ))
         .fetch_all()
         .await
         .unwrap();
-    let got: Vec<(String, u8)> = rows.into_iter().map(|r| (r.line, r.shape)).collect();
+    let got: Vec<(String, u8, Vec<String>, Vec<f64>)> = rows
+        .into_iter()
+        .map(|r| (r.line, r.shape, r.field_keys, r.field_nums))
+        .collect();
     assert_eq!(
         got,
-        [(r#"{"a":1}"#.to_string(), 0), (r#"{"a":2}"#.to_string(), 1)]
+        [
+            (r#"{"a":1}"#.to_string(), 0, vec![], vec![]),
+            (r#"{"a":2}"#.to_string(), 1, vec![], vec![]),
+            (
+                r#"{"a":4}"#.to_string(),
+                2,
+                vec!["a".to_string()],
+                vec![4.0]
+            ),
+        ]
     );
     let engine =
         argus_query::engine::Engine::new(Arc::new(s), argus_query::engine::Limits::default());
@@ -770,7 +803,7 @@ async fn adds_shape_to_old_tables(url: String, name: &str) {
     };
     let r = engine.query(&p).await.unwrap();
     let v = argus_query::api::response_json(&r);
-    assert_eq!(v["data"]["result"][0]["value"][1], "3", "{v}");
+    assert_eq!(v["data"]["result"][0]["value"][1], "7", "{v}");
     client
         .query(&format!("DROP DATABASE {db}"))
         .execute()

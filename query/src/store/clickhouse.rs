@@ -6,8 +6,10 @@
 //!
 //! ```text
 //! entries: tenant, fingerprint UInt64, ts Int64 (Unix ns), seq UInt64, line String,
-//!          metadata String (JSON object, '' when empty), shape UInt8 (see
-//!          [`super::shape`]), topic, partition Int32, offset Int64
+//!          metadata String (JSON object, '' when empty), shape UInt8, field_keys
+//!          Array(String), field_values Array(String), field_nums Array(Float64),
+//!          field_durs Array(Int64) (the labels the engine's parser reads from the
+//!          line, see [`super::shape`]), topic, partition Int32, offset Int64
 //!          MergeTree PARTITION BY intDiv(ts, 86400e9) ORDER BY (tenant, fingerprint, ts, seq)
 //! series:  tenant, fingerprint UInt64, day Int32, labels String (JSON object)
 //!          ReplacingMergeTree ORDER BY (tenant, fingerprint, day)
@@ -172,6 +174,10 @@ struct EntryRow<'a> {
     line: &'a str,
     metadata: String,
     shape: u8,
+    field_keys: Vec<String>,
+    field_values: Vec<String>,
+    field_nums: Vec<f64>,
+    field_durs: Vec<i64>,
     topic: &'a str,
     partition: i32,
     offset: i64,
@@ -258,6 +264,7 @@ struct AggRowCh {
     min: f64,
     max: f64,
     bad: u64,
+    other: u64,
 }
 
 #[derive(Row, Deserialize)]
@@ -266,6 +273,11 @@ struct StatsRow {
     entries: u64,
     bytes: u64,
     chunks: u64,
+}
+
+#[derive(Row, Deserialize)]
+struct NameRow {
+    name: String,
 }
 
 #[derive(Row, Deserialize)]
@@ -545,6 +557,10 @@ impl ClickHouseStore {
     line String{zstd},
     metadata String{zstd},
     shape UInt8,
+    field_keys Array({lc}),
+    field_values Array(String){zstd},
+    field_nums Array(Float64){zstd},
+    field_durs Array(Int64){zstd},
     topic {lc},
     partition Int32,
     offset Int64{index}
@@ -555,23 +571,30 @@ ORDER BY (tenant, fingerprint, ts, seq)",
             zstd = codec("ZSTD"),
         );
         self.db.query(&entries).execute().await?;
-        // Tables made before the `shape` column: old rows read as 0 (not known simple).
-        let has_shape = self
+        // Tables made before the `shape` and `field_*` columns: old rows read as 0
+        // (not parsed at write) with no fields.
+        let have: Vec<NameRow> = self
             .root
-            .query(
-                "SELECT toUInt64(count()) AS n FROM system.columns
-                 WHERE database = ? AND table = 'entries' AND name = 'shape'",
-            )
+            .query("SELECT name FROM system.columns WHERE database = ? AND table = 'entries'")
             .bind(&self.database)
-            .fetch_one::<CountRow>()
-            .await?
-            .n
-            > 0;
-        if !has_shape {
-            self.db
-                .query("ALTER TABLE entries ADD COLUMN shape UInt8 DEFAULT 0 AFTER metadata")
-                .execute()
-                .await?;
+            .fetch_all()
+            .await?;
+        let added = [
+            ("shape", "UInt8 DEFAULT 0".to_string(), "metadata"),
+            ("field_keys", format!("Array({lc})"), "shape"),
+            ("field_values", "Array(String)".into(), "field_keys"),
+            ("field_nums", "Array(Float64)".into(), "field_values"),
+            ("field_durs", "Array(Int64)".into(), "field_nums"),
+        ];
+        for (col, ty, after) in added {
+            if !have.iter().any(|r| r.name == col) {
+                self.db
+                    .query(&format!(
+                        "ALTER TABLE entries ADD COLUMN {col} {ty} AFTER {after}"
+                    ))
+                    .execute()
+                    .await?;
+            }
         }
         let series = format!(
             "CREATE TABLE IF NOT EXISTS series (
@@ -585,6 +608,63 @@ ORDER BY (tenant, fingerprint, day)",
         );
         self.db.query(&series).execute().await?;
         Ok(())
+    }
+
+    /// Runs one branch of a pushed-down aggregation into `out`: its rows, and its
+    /// unsafe rows for the engine. Returns how many rows it left to
+    /// [`super::sql::AggSql::others`], or `None` when too many rows are unsafe (the
+    /// engine then scans).
+    async fn aggregate_part(
+        &self,
+        tenant: &str,
+        q: &super::sql::AggQuery,
+        out: &mut AggAnswer,
+    ) -> Result<Option<u64>> {
+        // Every pushed-down expression is total (see `sql`). The setting goes in the
+        // query text: it is for this query only on any server (a setting sent beside
+        // the query may outlive it on a shared session).
+        let query = |text: &str| {
+            let q = if self.features.modern {
+                self.db.query(&format!(
+                    "{text} SETTINGS short_circuit_function_evaluation = 'disable'"
+                ))
+            } else {
+                self.db.query(text)
+            };
+            q.bind(tenant)
+        };
+        let rows: Vec<AggRowCh> = query(&q.agg).fetch_all().await?;
+        let bad: u64 = rows.iter().map(|r| r.bad).sum();
+        let other: u64 = rows.iter().map(|r| r.other).sum();
+        if bad as usize + out.rest.len() > MAX_UNSAFE_ROWS {
+            tracing::debug!(
+                rows = bad,
+                "pushdown: too many rows the server cannot evaluate exactly; scanning"
+            );
+            return Ok(None);
+        }
+        out.rows
+            .extend(rows.into_iter().filter(|r| r.count > 0).map(|r| AggRow {
+                fingerprint: r.fingerprint,
+                bucket: r.bucket,
+                keys: r.keys,
+                count: r.count,
+                bytes: r.bytes,
+                sum: r.sum,
+                min: r.min,
+                max: r.max,
+            }));
+        if bad > 0 {
+            tracing::debug!(
+                rows = bad,
+                "pushdown: rows the server cannot evaluate exactly go to the engine"
+            );
+            let rows: Vec<ScanRow> = query(&q.rest).fetch_all().await?;
+            for r in rows {
+                out.rest.push(r.into_entry()?);
+            }
+        }
+        Ok(Some(other))
     }
 
     /// Drops the store's database (tests).
@@ -635,6 +715,7 @@ ORDER BY (tenant, fingerprint, day)",
                 (MAX_INSERT_ROWS_LIMIT + 48_576).to_string(),
             );
         for r in rows {
+            let parsed = super::shape::classify(&r.line);
             ins.write(&EntryRow {
                 tenant: &r.tenant,
                 fingerprint: r.labels.fingerprint().0,
@@ -646,7 +727,11 @@ ORDER BY (tenant, fingerprint, day)",
                 } else {
                     serde_json::to_string(&r.metadata).expect("labels serialize")
                 },
-                shape: super::shape::classify(&r.line),
+                shape: parsed.shape,
+                field_keys: parsed.keys,
+                field_values: parsed.values,
+                field_nums: parsed.nums,
+                field_durs: parsed.durs,
                 topic: &r.source.topic,
                 partition: r.source.partition,
                 offset: r.source.offset,
@@ -976,51 +1061,18 @@ impl LogStore for ClickHouseStore {
             ) else {
                 return Ok(None);
             };
-            // Every pushed-down expression is total (see `sql`). The setting goes in
-            // the query text: it is for this query only on any server (a setting sent
-            // beside the query may outlive it on a shared session).
-            let binds = sql.tenant_binds;
-            let query = |text: &str| {
-                let mut q = if self.features.modern {
-                    self.db.query(&format!(
-                        "{text} SETTINGS short_circuit_function_evaluation = 'disable'"
-                    ))
-                } else {
-                    self.db.query(text)
+            let mut part = Some(&sql.first);
+            while let Some(q) = part.take() {
+                let other = self.aggregate_part(req.tenant, q, &mut out).await?;
+                let Some(other) = other else {
+                    return Ok(None);
                 };
-                for _ in 0..binds {
-                    q = q.bind(req.tenant);
-                }
-                q
-            };
-            let rows: Vec<AggRowCh> = query(&sql.agg).fetch_all().await?;
-            let bad: u64 = rows.iter().map(|r| r.bad).sum();
-            if bad as usize + out.rest.len() > MAX_UNSAFE_ROWS {
-                tracing::debug!(
-                    rows = bad,
-                    "pushdown: too many rows the server cannot evaluate exactly; scanning"
-                );
-                return Ok(None);
-            }
-            out.rows
-                .extend(rows.into_iter().filter(|r| r.count > 0).map(|r| AggRow {
-                    fingerprint: r.fingerprint,
-                    bucket: r.bucket,
-                    keys: r.keys,
-                    count: r.count,
-                    bytes: r.bytes,
-                    sum: r.sum,
-                    min: r.min,
-                    max: r.max,
-                }));
-            if bad > 0 {
-                tracing::debug!(
-                    rows = bad,
-                    "pushdown: rows the server cannot evaluate exactly go to the engine"
-                );
-                let rows: Vec<ScanRow> = query(&sql.rest).fetch_all().await?;
-                for r in rows {
-                    out.rest.push(r.into_entry()?);
+                if other > 0 {
+                    tracing::debug!(
+                        rows = other,
+                        "pushdown: rows not parsed at write get the proofs"
+                    );
+                    part = sql.others.as_ref();
                 }
             }
         }

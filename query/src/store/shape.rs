@@ -1,29 +1,100 @@
 //! The shape of a log line, classified once when it is written to ClickHouse (the
-//! `shape` column of `entries`), so that a pushed-down `json` stage can read labels
-//! from simple lines with cheap string functions and still answer exactly as the
-//! engine's parser (see [`super::sql`]). `0` (also the value of rows written before
-//! the column existed) means "not known to be simple": the SQL then proves each row's
-//! result the expensive way. (A simple-logfmt shape was measured too: reading such
-//! lines directly was no faster than the logfmt proofs, so there is none.)
+//! `shape` column of `entries`), and the labels the engine's parser extracts from it
+//! (the `field_*` columns), so that a pushed-down `json` or `logfmt` stage reads those
+//! rows' labels, numbers and durations from columns instead of parsing the line, and
+//! still answers exactly as the engine (the fields *are* the engine's answer). `0`
+//! (also the value of rows written before the column existed) means "not parsed at
+//! write": the SQL then proves each row's result the expensive way (see
+//! [`super::sql`]). `1` was a flat-JSON class without fields (rows written before the
+//! fields existed): read as `0`.
 //!
-//! - [`FLAT_JSON`]: a compact JSON object (no whitespace) whose keys are label
-//!   identifiers (`[A-Za-z_][A-Za-z0-9_]*`), each once, and whose values are strings
-//!   without `"`, `\`, control characters or U+FFFD, JSON numbers, `true`, `false` or
-//!   `null`. On such a line `"k":` occurs only as the key `k` (a value cannot hold a
-//!   quote), so `visitParamExtractRaw(line, 'k')` finds exactly the member the engine's
-//!   `json` stage turns into label `k`, and the line parses without error.
+//! - [`PARSED_JSON`]: a flat, compact JSON object ([`flat_json`]: identifier keys, each
+//!   once, scalar values without escapes) that the engine's `json` stage parses without
+//!   error. (Only flat lines: a nested line's flattened keys would make the fields
+//!   wide, and such lines are rarer.)
+//! - [`PARSED_LOGFMT`]: a line that starts with `key=` (a label identifier); the
+//!   engine's `logfmt` stage (without flags) never fails, so its labels are stored
+//!   whatever the rest of the line holds.
+//!
+//! Lines with more than [`MAX_KEYS`] labels are not parsed at write (wide fields; the
+//! uniqueness check is quadratic). Per label the fields hold its value, its number as
+//! `| label > N` reads it (Go's `ParseFloat`; NaN when that fails) and its duration as
+//! `| label > 1s` reads it (Go's `ParseDuration`, in nanoseconds; [`NO_DURATION`] when
+//! that fails). Stream labels play no part: the plan leaves every name a selected
+//! stream has (and `…_extracted` names) to the engine.
 
-/// A flat, compact JSON object (see the module docs).
-pub const FLAT_JSON: u8 = 1;
+use std::sync::LazyLock;
 
-/// The shape of `line`: [`FLAT_JSON`] or 0.
-pub fn classify(line: &str) -> u8 {
+use argus_schemas::Labels;
+
+use crate::logql::ast::{Parser, Stage};
+use crate::logql::pipeline::label_filter::{go_parse_duration, go_parse_float};
+use crate::logql::pipeline::{ERROR_LABEL, Pipeline};
+
+/// The engine's `json` stage parsed the line (see the module docs).
+pub const PARSED_JSON: u8 = 2;
+/// The engine's `logfmt` stage parsed the line (see the module docs).
+pub const PARSED_LOGFMT: u8 = 3;
+
+/// The duration field of a value Go's `ParseDuration` rejects.
+pub const NO_DURATION: i64 = i64::MIN;
+
+/// A line's shape and the labels the engine's parser for that shape extracts.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Parsed {
+    pub shape: u8,
+    pub keys: Vec<String>,
+    pub values: Vec<String>,
+    /// Go's `ParseFloat` of each value; NaN when it fails.
+    pub nums: Vec<f64>,
+    /// Go's `ParseDuration` of each value in nanoseconds; [`NO_DURATION`] when it fails.
+    pub durs: Vec<i64>,
+}
+
+fn pipeline(p: Parser) -> Pipeline {
+    Pipeline::new(&[Stage::Parser(p)]).expect("a parser without parameters compiles")
+}
+
+static JSON: LazyLock<Pipeline> = LazyLock::new(|| pipeline(Parser::Json(Vec::new())));
+static LOGFMT: LazyLock<Pipeline> = LazyLock::new(|| {
+    pipeline(Parser::Logfmt {
+        strict: false,
+        keep_empty: false,
+        params: Vec::new(),
+    })
+});
+
+/// The shape of `line` and its parsed labels (shape 0: none).
+pub fn classify(line: &str) -> Parsed {
     let b = line.as_bytes();
-    if b.first() == Some(&b'{') && !line.contains('\u{FFFD}') && flat_json(b) {
-        FLAT_JSON
+    let parser = match b.first() {
+        Some(b'{') if !line.contains('\u{FFFD}') && flat_json(b) => PARSED_JSON,
+        Some(_) if ident(b, 0).is_some_and(|e| b.get(e) == Some(&b'=')) => PARSED_LOGFMT,
+        _ => return Parsed::default(),
+    };
+    let pipeline = if parser == PARSED_JSON {
+        &*JSON
     } else {
-        0
+        &*LOGFMT
+    };
+    let empty = Labels::default();
+    let Some(out) = pipeline.process(0, line, &empty, &empty) else {
+        return Parsed::default();
+    };
+    if out.labels.get(ERROR_LABEL).is_some() || out.labels.len() > MAX_KEYS {
+        return Parsed::default();
     }
+    let mut p = Parsed {
+        shape: parser,
+        ..Parsed::default()
+    };
+    for (k, v) in out.labels.iter() {
+        p.keys.push(k.to_string());
+        p.values.push(v.to_string());
+        p.nums.push(go_parse_float(v).unwrap_or(f64::NAN));
+        p.durs.push(go_parse_duration(v).unwrap_or(NO_DURATION));
+    }
+    p
 }
 
 /// `[A-Za-z_][A-Za-z0-9_]*` starting at `i`; returns its end.
@@ -149,6 +220,24 @@ fn json_number(b: &[u8], mut i: usize) -> Option<usize> {
 mod tests {
     use super::*;
 
+    fn engine(p: &Pipeline, line: &str) -> Vec<(String, String)> {
+        let out = p
+            .process(0, line, &Labels::default(), &Labels::default())
+            .expect("a parser keeps the line");
+        out.labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn fields(p: &Parsed) -> Vec<(String, String)> {
+        p.keys
+            .iter()
+            .cloned()
+            .zip(p.values.iter().cloned())
+            .collect()
+    }
+
     #[test]
     fn flat_json_lines() {
         for l in [
@@ -157,7 +246,9 @@ mod tests {
             r#"{"level":"error","status":500,"ok":true,"x":null,"f":-0.5e+3,"msg":"日志 a=b"}"#,
             r#"{"_k9":"","b":false}"#,
         ] {
-            assert_eq!(classify(l), FLAT_JSON, "{l}");
+            let p = classify(l);
+            assert_eq!(p.shape, PARSED_JSON, "{l}");
+            assert_eq!(fields(&p), engine(&JSON, l), "{l}");
         }
         for l in [
             "{",
@@ -177,10 +268,52 @@ mod tests {
             r#"{"a":1.}"#,
             r#"{"a":1e}"#,
             r#"{"a":tru}"#,
-            r#"{"a":"�"}"#,
+            "{\"a\":\"\u{FFFD}\"}",
             r#"{"a":"unterminated}"#,
         ] {
-            assert_eq!(classify(l), 0, "{l}");
+            assert_eq!(classify(l), Parsed::default(), "{l}");
+        }
+    }
+
+    /// The fields hold the numbers and durations the engine's label filters read.
+    #[test]
+    fn numbers_and_durations_as_the_label_filters_read_them() {
+        let p = classify(r#"{"level":"error","status":500,"took":"1.5s","x":null,"e":""}"#);
+        let at = |k: &str| p.keys.iter().position(|x| x == k).expect(k);
+        assert_eq!(p.values[at("level")], "error");
+        assert_eq!(p.nums[at("status")], 500.0);
+        assert_eq!(p.durs[at("status")], NO_DURATION);
+        assert!(p.nums[at("took")].is_nan());
+        assert_eq!(p.durs[at("took")], 1_500_000_000);
+        assert!(p.nums[at("level")].is_nan());
+        assert_eq!(p.durs[at("level")], NO_DURATION);
+    }
+
+    #[test]
+    fn logfmt_lines_keep_what_the_engine_reads() {
+        let line =
+            r#"level=warn msg="a=b \"quoted\"" duration=250ms n=1e3 empty= dup=1 dup=2 9x=1"#;
+        let p = classify(line);
+        assert_eq!(p.shape, PARSED_LOGFMT);
+        assert_eq!(fields(&p), engine(&LOGFMT, line));
+        let at = |k: &str| p.keys.iter().position(|x| x == k).expect(k);
+        assert_eq!(p.values[at("msg")], r#"a=b "quoted""#);
+        assert_eq!(p.durs[at("duration")], 250_000_000);
+        assert_eq!(p.nums[at("n")], 1000.0);
+        assert!(
+            !p.keys.iter().any(|k| k == "empty"),
+            "an empty value sets no label"
+        );
+        // not parsed at write: the first token is not `key=`
+        for l in [
+            "",
+            "GET /a?b=c",
+            r#"1.2.3.4 - - [x] "GET / HTTP/1.1" 200"#,
+            " a=1",
+            "=1",
+            "9a=1",
+        ] {
+            assert_eq!(classify(l), Parsed::default(), "{l}");
         }
     }
 
@@ -190,7 +323,9 @@ mod tests {
             let members: Vec<String> = (0..n).map(|i| format!("\"k{i}\":{i}")).collect();
             format!("{{{}}}", members.join(","))
         };
-        assert_eq!(classify(&wide(MAX_KEYS)), FLAT_JSON);
-        assert_eq!(classify(&wide(MAX_KEYS + 1)), 0);
+        assert_eq!(classify(&wide(MAX_KEYS)).shape, PARSED_JSON);
+        assert_eq!(classify(&wide(MAX_KEYS + 1)), Parsed::default());
+        let wide_logfmt: Vec<String> = (0..=MAX_KEYS).map(|i| format!("k{i}={i}")).collect();
+        assert_eq!(classify(&wide_logfmt.join(" ")), Parsed::default());
     }
 }
