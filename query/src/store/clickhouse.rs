@@ -21,7 +21,9 @@
 //! ([`super::plan::seq_of`]). On servers from 20.3 on ("modern": the current engine)
 //! the tables also get `LowCardinality(String)` for `tenant` and `topic`, codecs
 //! (`Delta, ZSTD` on `ts`, `ZSTD` on `line` and `metadata`), an `ngrambf_v1` skip index
-//! on `line` for substring search, and a TTL that expresses the per-tenant retention.
+//! on `line` for substring search, and a TTL that expresses the per-tenant retention;
+//! from 22.8 on, `entries` has a projection of lines, bytes and metadata rows per
+//! stream and minute (`minute_counts`), which counts over whole-minute windows read.
 //!
 //! The series table has one row per stream and day it was seen in (first/last seen day
 //! are the min/max `day`); rows are inserted once per process (a cached set), repeats
@@ -133,6 +135,8 @@ pub struct Features {
     pub version: (u32, u32),
     /// `LowCardinality`, codecs, skip indexes, TTL (20.3 and later).
     pub modern: bool,
+    /// Projections: the per-minute counts of [`MINUTE_COUNTS`] (22.8 and later).
+    pub projections: bool,
 }
 
 impl Features {
@@ -142,6 +146,7 @@ impl Features {
         Features {
             version,
             modern: version >= (20, 3),
+            projections: version >= (22, 8),
         }
     }
 }
@@ -159,6 +164,20 @@ pub struct ClickHouseStore {
     /// The TTL expression last set (modern servers).
     ttl_set: Mutex<Option<String>>,
 }
+
+/// The projection of `entries` holding lines, bytes and rows with metadata per
+/// tenant, stream and minute (modern servers): a count over windows that start and
+/// end on whole minutes reads it instead of the rows (see `bucket_rows`).
+/// It lives in each data part, so it is written, merged and dropped with the rows.
+const MINUTE_COUNTS: &str = "minute_counts";
+const MINUTE_COUNTS_SELECT: &str = "SELECT tenant, fingerprint, intDiv(ts - 1, 60000000000) AS minute, count(), sum(line_bytes), sum(has_metadata) GROUP BY tenant, fingerprint, minute";
+/// The columns the projection sums (a projection serves sums of columns, not of
+/// expressions), computed by the server on insert.
+const MINUTE_COUNTS_COLUMNS: [(&str, &str); 2] = [
+    ("line_bytes", "UInt32 MATERIALIZED length(line)"),
+    ("has_metadata", "UInt8 MATERIALIZED metadata != ''"),
+];
+const MINUTE_NS: i64 = 60_000_000_000;
 
 #[derive(Row, Deserialize)]
 struct VersionRow {
@@ -433,6 +452,31 @@ impl ClickHouseStore {
         let mut fps = streams.to_vec();
         fps.sort_unstable();
         fps.dedup();
+        // Windows on whole minutes, without line filters: in minutes, so that the
+        // server reads the MINUTE_COUNTS projection (`(m, m + 1]` minutes hold minute
+        // `m = intDiv(ts - 1, 1 min)`; times are positive here).
+        let minutes = self.features.projections
+            && filters.is_empty()
+            && origin >= 0
+            && origin % MINUTE_NS == 0
+            && width % MINUTE_NS == 0;
+        let (bucket, range) = if minutes {
+            let m = format!("intDiv(ts - 1, {MINUTE_NS})");
+            let (o, w, h) = (origin / MINUTE_NS, width / MINUTE_NS, hi / MINUTE_NS);
+            (
+                if buckets == 1 {
+                    "toInt64(1)".to_string()
+                } else {
+                    format!("toInt64(intDiv({m} - {o}, {w}) + 1)")
+                },
+                format!("{m} >= {o} AND {m} < {h}"),
+            )
+        } else {
+            (
+                bucket_sql(origin, width, buckets),
+                format!("ts > {origin} AND ts <= {hi}"),
+            )
+        };
         let mut out = Vec::new();
         let mut with_meta = Vec::new();
         for chunk in fps.chunks(FP_CHUNK) {
@@ -444,19 +488,18 @@ impl ClickHouseStore {
                 "SELECT {fp_col} AS _fp, {bucket} AS _bucket,
                         toUInt64(count()) AS lines, {bytes} AS bytes, {meta} AS meta
                  FROM entries
-                 WHERE tenant = ? AND fingerprint IN ({list}) AND ts > {origin} AND ts <= {hi}{filters}
+                 WHERE tenant = ? AND fingerprint IN ({list}) AND {range}{filters}
                  GROUP BY {group_by}, _bucket",
-                bucket = bucket_sql(origin, width, buckets),
                 list = fp_list(chunk),
-                bytes = if spec.with_bytes {
-                    "toUInt64(sum(length(line)))"
-                } else {
-                    "toUInt64(0)"
+                bytes = match (spec.with_bytes, minutes) {
+                    (false, _) => "toUInt64(0)",
+                    (true, false) => "toUInt64(sum(length(line)))",
+                    (true, true) => "toUInt64(sum(line_bytes))",
                 },
-                meta = if spec.with_metadata {
-                    "toUInt64(countIf(metadata != ''))"
-                } else {
-                    "toUInt64(0)"
+                meta = match (spec.with_metadata, minutes) {
+                    (false, _) => "toUInt64(0)",
+                    (true, false) => "toUInt64(countIf(metadata != ''))",
+                    (true, true) => "toUInt64(sum(has_metadata))",
                 },
             );
             let rows: Vec<BucketMetaRow> = self.db.query(&sql).bind(tenant).fetch_all().await?;
@@ -543,11 +586,20 @@ impl ClickHouseStore {
                 String::new()
             }
         };
-        let index = if m {
+        let mut index = if m {
             ",\n    INDEX line_ngrams line TYPE ngrambf_v1(4, 16384, 3, 0) GRANULARITY 1"
+                .to_string()
         } else {
-            ""
+            String::new()
         };
+        if self.features.projections {
+            for (c, ty) in MINUTE_COUNTS_COLUMNS {
+                index.push_str(&format!(",\n    {c} {ty}"));
+            }
+            index.push_str(&format!(
+                ",\n    PROJECTION {MINUTE_COUNTS} ({MINUTE_COUNTS_SELECT})"
+            ));
+        }
         let entries = format!(
             "CREATE TABLE IF NOT EXISTS entries (
     tenant {lc},
@@ -591,6 +643,40 @@ ORDER BY (tenant, fingerprint, ts, seq)",
                 self.db
                     .query(&format!(
                         "ALTER TABLE entries ADD COLUMN {col} {ty} AFTER {after}"
+                    ))
+                    .execute()
+                    .await?;
+            }
+        }
+        if self.features.projections {
+            let have: Vec<NameRow> = self
+                .root
+                .query(
+                    "SELECT name FROM system.projections WHERE database = ? AND table = 'entries'",
+                )
+                .bind(&self.database)
+                .fetch_all()
+                .await?;
+            if !have.iter().any(|r| r.name == MINUTE_COUNTS) {
+                // Parts written before read the rows until the (background)
+                // materialisation reaches them.
+                for (c, ty) in MINUTE_COUNTS_COLUMNS {
+                    self.db
+                        .query(&format!(
+                            "ALTER TABLE entries ADD COLUMN IF NOT EXISTS {c} {ty}"
+                        ))
+                        .execute()
+                        .await?;
+                }
+                self.db
+                    .query(&format!(
+                        "ALTER TABLE entries ADD PROJECTION IF NOT EXISTS {MINUTE_COUNTS} ({MINUTE_COUNTS_SELECT})"
+                    ))
+                    .execute()
+                    .await?;
+                self.db
+                    .query(&format!(
+                        "ALTER TABLE entries MATERIALIZE PROJECTION {MINUTE_COUNTS}"
                     ))
                     .execute()
                     .await?;

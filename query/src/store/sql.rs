@@ -477,7 +477,11 @@ impl<'a> Gen<'a> {
                     l.len() + 1
                 ))
             }
-            _ => self.def(format!("toUInt64(if(line != '', 1, {BEYOND}))")),
+            // the line's first capture is present on a non-empty line
+            _ if at == 0 => self.def(format!("toUInt64(if(line != '', 1, {BEYOND}))")),
+            // a later one needs a literal, which an empty line lacks: a constant start
+            // (cheaper to search from)
+            _ => "toUInt64(1)".to_string(),
         };
         let f = loop {
             let next = match nodes.get(i + 1) {
@@ -765,22 +769,25 @@ pub(crate) fn aggregate_sql(plan: &AggPlan, modern: bool, span: &Span<'_>) -> Op
                 plan,
                 span,
                 branch(plan, modern, span, &lines, Some((shape, true)))?,
+                true,
             ),
             others: Some(agg_query(
                 plan,
                 span,
                 branch(plan, modern, span, &lines, Some((shape, false)))?,
+                false,
             )),
         },
         None => AggSql {
-            first: agg_query(plan, span, branch(plan, modern, span, &lines, None)?),
+            first: agg_query(plan, span, branch(plan, modern, span, &lines, None)?, false),
             others: None,
         },
     })
 }
 
-/// The aggregate and the unsafe rows of one [`branch`].
-fn agg_query(plan: &AggPlan, span: &Span<'_>, branch: String) -> AggQuery {
+/// The aggregate and the unsafe rows of one [`branch`]; `others`: it counts the rows
+/// not parsed at write (the parsed rows' branch).
+fn agg_query(plan: &AggPlan, span: &Span<'_>, branch: String, others: bool) -> AggQuery {
     let nkeys = plan.keys.len();
     let key_cols: Vec<String> = (0..nkeys).map(|i| format!("_k{i}")).collect();
     let unwrap = plan.unwrap.is_some();
@@ -802,10 +809,15 @@ fn agg_query(plan: &AggPlan, span: &Span<'_>, branch: String) -> AggQuery {
                 {min} AS min,
                 {max} AS max,
                 toUInt64(countIf(_bad)) AS bad,
-                toUInt64(countIf(NOT _parsed)) AS other
+                {other} AS other
          FROM ({branch})
          GROUP BY _g, _bucket{group_keys}
          HAVING count > 0 OR bad > 0 OR other > 0",
+        other = if others {
+            "toUInt64(countIf(NOT _parsed))"
+        } else {
+            "toUInt64(0)"
+        },
         keys = if key_cols.is_empty() {
             "emptyArrayString()".to_string()
         } else {
@@ -1028,25 +1040,38 @@ fn branch(
         col("_len", "length(line)".into());
         out.push("_len".into());
     }
+    // Keys of rows that do not count read '' (fewer groups) where rows can fail a
+    // filter; otherwise such a row (an unsafe one) keeps its key with a count of 0.
+    let may_fail = plan.label_filter.is_some() || plan.unwrap.is_some();
     for (i, k) in keys.iter().enumerate() {
-        col(&format!("_k{i}"), format!("if(_ok, {k}, '')"));
+        let k = if may_fail {
+            format!("if(_ok, {k}, '')")
+        } else {
+            k.clone()
+        };
+        col(&format!("_k{i}"), k);
         out.push(format!("_k{i}"));
     }
-    let base = if two_stage {
+    let base_cols = if two_stage {
         // the first stage's columns, its named ones included
-        format!("SELECT * {from}")
+        "*"
     } else if fast {
-        format!(
-            "SELECT ts, seq, line, metadata, fingerprint, shape, field_keys, field_values, field_nums, field_durs {from}"
-        )
+        "ts, seq, line, metadata, fingerprint, shape, field_keys, field_values, field_nums, field_durs"
     } else {
-        format!("SELECT ts, seq, line, metadata, fingerprint {from}")
+        "ts, seq, line, metadata, fingerprint"
     };
-    Some(format!(
-        "SELECT {} FROM ({})",
-        out.join(", "),
-        layered(&cols, base)
-    ))
+    let rows = if modern {
+        layered(&cols, format!("SELECT {base_cols} {from}"))
+    } else {
+        // 18.16 plans these small expressions quickly, and reads every column a
+        // `SELECT *` layer names
+        let cols: Vec<String> = cols.iter().map(|(n, e)| format!("{e} AS {n}")).collect();
+        format!(
+            "SELECT {base_cols}, {} {from}",
+            cols.join(",\n                ")
+        )
+    };
+    Some(format!("SELECT {} FROM ({rows})", out.join(", ")))
 }
 
 /// `base` (a `SELECT`) with the named columns `cols` added in layers of subqueries:
