@@ -170,6 +170,13 @@ fn rows() -> Vec<WriteRow> {
         r#"1.2.3.4 - - [x] "GET  HTTP" 500 "#,
         r#"1.2.3.4 - - [x] "GET /a b" 404 12 extra" - - [y]"#,
         "",
+        // `] "` before ` - - [`: the server cannot tell the matcher's `] "` (unsafe)
+        r#"x] "y 1.2.3.4 - - [x] "GET /z HTTP/1.1" 200 5"#,
+        r#"1.2.3.4 - - [x] "GET"#,
+        r#"1.2.3.4 - - [x] "GET /p"#,
+        r#"1.2.3.4 - -  [x] "GET /q HTTP/1.1" 200 1"#,
+        "1.2.3.4 - - [x] \"GET /nl\nx HTTP/1.1\" 200 1",
+        r#"1.2.3.4 - - [x] - - [y] "PUT /w HTTP/1.1" 201 7"#,
     ]
     .iter()
     .enumerate()

@@ -8,14 +8,16 @@
 //! query's parser) are read from their fields: `indexOf(field_keys, k)` finds the
 //! label, `field_values`, `field_nums` and `field_durs` hold its text, number and
 //! duration exactly as the engine reads them (a NaN number or [`NO_DURATION`] marks a
-//! conversion that fails: unsafe). Nothing to prove, and the line is not read. The
-//! other rows are read in a second branch (`UNION ALL`), with the proofs below; on
-//! 18.16 `logfmt` has none, so there every such row is the engine's.
+//! conversion that fails: unsafe). Nothing to prove, and the line is not read. That
+//! query also counts the other rows; only when there are some does a second query read
+//! them with the proofs below (on 18.16 `logfmt` has none, so there every such row is
+//! the engine's).
 //!
-//! The query computes per-row columns once (named intermediate expressions in an inner
-//! `SELECT`), and on modern servers runs with `short_circuit_function_evaluation`
-//! off: every expression here is total (no function can throw on any row), and
-//! short-circuiting cheap string functions costs more than evaluating them. Rows are
+//! The query computes per-row columns once (named intermediate expressions: on modern
+//! servers in layers of subqueries, see [`layered`]), and on modern servers runs with
+//! `short_circuit_function_evaluation` off: every expression here is total (no
+//! function can throw on any row), and short-circuiting cheap string functions costs
+//! more than evaluating them. Rows are
 //! grouped by stream group (a constant when all streams share their grouping labels),
 //! bucket and extracted keys. A second query returns the unsafe rows themselves: the
 //! engine runs them through its pipeline (see [`super::pushdown::AggAnswer`]).
