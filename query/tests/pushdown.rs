@@ -290,6 +290,49 @@ fn rows() -> Vec<WriteRow> {
             Labels::new(),
         );
     }
+    // Not parsed at write (the first token is not `key=`), no conversion error: on
+    // the current engine the SQL proofs convert the durations (or leave a row to the
+    // engine), with values at the filters' edges.
+    let wp = Labels::from_pairs([("app", "wproof")]);
+    for (i, l) in [
+        "- duration=2500ms",
+        "- duration=+3s",
+        "- duration=1h30m",
+        "- duration=0",
+        "- duration=007ms",
+        "- duration=2s",
+        "- duration=2000ms",
+        "- duration=-2s",
+        "- duration=999999h",
+        "- duration=1999999999ns",
+        "1 level=x duration=3s",
+    ]
+    .iter()
+    .enumerate()
+    {
+        push(
+            wp.clone(),
+            T0 + i as i64 * 60 * SEC,
+            l.to_string(),
+            Labels::new(),
+        );
+    }
+    // Durations the engine cannot convert (its `__error__` makes the answer the
+    // scan's): the SQL must leave each to the engine, not read it. One per stream, so
+    // that no other row's error hides a wrong reading.
+    for (app, bad) in [
+        ("wproof_unit", "- duration=5"),
+        ("wproof_big", "- duration=9999999h"),
+    ] {
+        let s = Labels::from_pairs([("app", app)]);
+        push(s.clone(), T0 + 60 * SEC, bad.to_string(), Labels::new());
+        push(
+            s,
+            T0 + 120 * SEC,
+            "- duration=3s".to_string(),
+            Labels::new(),
+        );
+    }
     let wbad = Labels::from_pairs([("app", "wbad")]);
     push(
         wbad.clone(),
@@ -371,6 +414,19 @@ fn queries() -> Vec<(String, bool)> {
         r#"sum(count_over_time({app="wbad"} | logfmt | duration > 2s | __error__="" [1h]))"#,
     ] {
         q.push((s.to_string(), false));
+    }
+    for s in [
+        r#"sum(count_over_time({app="wproof"} | logfmt | duration > 2s [1h]))"#,
+        r#"sum(count_over_time({app="wproof"} | logfmt | duration <= 2s [1h]))"#,
+        r#"sum by (duration) (count_over_time({app="wproof"} | logfmt | duration >= 0s [1h]))"#,
+    ] {
+        q.push((s.to_string(), true));
+    }
+    for app in ["wproof_unit", "wproof_big"] {
+        q.push((
+            format!(r#"sum(count_over_time({{app="{app}"}} | logfmt | duration > 2s [1h]))"#),
+            false,
+        ));
     }
     for s in [
         r#"sum(count_over_time({app="dirty"} | json | status >= 500 [1h]))"#,

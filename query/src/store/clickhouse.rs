@@ -166,7 +166,7 @@ pub struct ClickHouseStore {
 }
 
 /// The projection of `entries` holding lines, bytes and rows with metadata per
-/// tenant, stream and minute (modern servers): a count over windows that start and
+/// tenant, stream and minute (servers from 22.8): a count over windows that start and
 /// end on whole minutes reads it instead of the rows (see `bucket_rows`).
 /// It lives in each data part, so it is written, merged and dropped with the rows.
 const MINUTE_COUNTS: &str = "minute_counts";
@@ -586,7 +586,8 @@ impl ClickHouseStore {
                 String::new()
             }
         };
-        let mut index = if m {
+        // after the stored columns: the skip index, the projection and its columns
+        let mut extras = if m {
             ",\n    INDEX line_ngrams line TYPE ngrambf_v1(4, 16384, 3, 0) GRANULARITY 1"
                 .to_string()
         } else {
@@ -594,9 +595,9 @@ impl ClickHouseStore {
         };
         if self.features.projections {
             for (c, ty) in MINUTE_COUNTS_COLUMNS {
-                index.push_str(&format!(",\n    {c} {ty}"));
+                extras.push_str(&format!(",\n    {c} {ty}"));
             }
-            index.push_str(&format!(
+            extras.push_str(&format!(
                 ",\n    PROJECTION {MINUTE_COUNTS} ({MINUTE_COUNTS_SELECT})"
             ));
         }
@@ -615,7 +616,7 @@ impl ClickHouseStore {
     field_durs Array(Int64){zstd},
     topic {lc},
     partition Int32,
-    offset Int64{index}
+    offset Int64{extras}
 ) ENGINE = MergeTree()
 PARTITION BY intDiv(ts, toInt64({DAY_NS}))
 ORDER BY (tenant, fingerprint, ts, seq)",
