@@ -67,15 +67,12 @@ static LOGFMT: LazyLock<Pipeline> = LazyLock::new(|| {
 /// The shape of `line` and its parsed labels (shape 0: none).
 pub fn classify(line: &str) -> Parsed {
     let b = line.as_bytes();
-    let parser = match b.first() {
-        Some(b'{') if !line.contains('\u{FFFD}') && flat_json(b) => PARSED_JSON,
-        Some(_) if ident(b, 0).is_some_and(|e| b.get(e) == Some(&b'=')) => PARSED_LOGFMT,
+    let (shape, pipeline) = match b.first() {
+        Some(b'{') if !line.contains('\u{FFFD}') && flat_json(b) => (PARSED_JSON, &*JSON),
+        Some(_) if ident(b, 0).is_some_and(|e| b.get(e) == Some(&b'=')) => {
+            (PARSED_LOGFMT, &*LOGFMT)
+        }
         _ => return Parsed::default(),
-    };
-    let pipeline = if parser == PARSED_JSON {
-        &*JSON
-    } else {
-        &*LOGFMT
     };
     let empty = Labels::default();
     let Some(out) = pipeline.process(0, line, &empty, &empty) else {
@@ -85,7 +82,7 @@ pub fn classify(line: &str) -> Parsed {
         return Parsed::default();
     }
     let mut p = Parsed {
-        shape: parser,
+        shape,
         ..Parsed::default()
     };
     for (k, v) in out.labels.iter() {

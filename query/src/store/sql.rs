@@ -296,6 +296,27 @@ impl<'a> Gen<'a> {
         (safe, ns)
     }
 
+    /// `(safe, number)` of a label as a number filter or `unwrap` reads it: its parsed
+    /// number when read from the fields, else plain decimal text converted here.
+    fn number_of(&self, x: &Ext) -> (String, String) {
+        match &x.typed {
+            Some(t) => (format!("NOT isNaN({})", t.num), t.num.clone()),
+            None => (
+                safe_number(&x.value, self.modern),
+                format!("toFloat64OrZero({})", x.value),
+            ),
+        }
+    }
+
+    /// `(safe, nanoseconds)` of a label as a duration filter reads it: its parsed
+    /// duration when read from the fields, else [`Self::duration`] of its text.
+    fn duration_of(&mut self, x: &Ext) -> (String, String) {
+        match &x.typed {
+            Some(t) => (format!("({} > {})", t.dur, NO_DURATION + 1), t.dur.clone()),
+            None => self.duration(&x.value),
+        }
+    }
+
     fn extracted(&mut self, name: &str) -> Option<Ext> {
         match self.parser {
             PushParser::Lines => Some(Ext::absent()),
@@ -620,11 +641,8 @@ fn label_filter_sql(e: &LabelFilterExpr, g: &mut Gen<'_>) -> Option<(String, Str
                 return None;
             }
             let x = g.extracted(name)?;
-            let (h, v) = (x.has, x.value);
-            let (safe, num) = match &x.typed {
-                Some(t) => (format!("NOT isNaN({})", t.num), t.num.clone()),
-                None => (safe_number(&v, g.modern), format!("toFloat64OrZero({v})")),
-            };
+            let (safe, num) = g.number_of(&x);
+            let h = &x.has;
             (
                 format!("({h} AND {safe} AND {num} {} {value:?})", cmp_sql(*op)),
                 format!("({} OR ({h} AND NOT {safe}))", x.unsafe_),
@@ -636,11 +654,8 @@ fn label_filter_sql(e: &LabelFilterExpr, g: &mut Gen<'_>) -> Option<(String, Str
             }
             let ns = (value * 1e9).round() as i64;
             let x = g.extracted(name)?;
-            let (h, v) = (x.has, x.value);
-            let (safe, dur) = match &x.typed {
-                Some(t) => (format!("({} > {})", t.dur, NO_DURATION + 1), t.dur.clone()),
-                None => g.duration(&v),
-            };
+            let (safe, dur) = g.duration_of(&x);
+            let h = &x.has;
             (
                 format!("({h} AND {safe} AND {dur} {} {ns})", cmp_sql(*op)),
                 format!("({} OR ({h} AND NOT {safe}))", x.unsafe_),
@@ -679,19 +694,18 @@ fn label_filter_maybe(e: &LabelFilterExpr, g: &mut Gen<'_>) -> Option<String> {
         }
         LabelFilterExpr::Number { name, op, value } => {
             let x = g.extracted(name)?;
-            let safe = safe_number(&x.value, g.modern);
+            let (safe, num) = g.number_of(&x);
             format!(
-                "({} OR ({} AND (NOT {safe} OR toFloat64OrZero({}) {} {value:?})))",
+                "({} OR ({} AND (NOT {safe} OR {num} {} {value:?})))",
                 x.unsafe_,
                 x.has,
-                x.value,
                 cmp_sql(*op)
             )
         }
         LabelFilterExpr::Duration { name, op, value } => {
             let ns = (value * 1e9).round() as i64;
             let x = g.extracted(name)?;
-            let (safe, dur) = g.duration(&x.value);
+            let (safe, dur) = g.duration_of(&x);
             format!(
                 "({} OR ({} AND (NOT {safe} OR {dur} {} {ns})))",
                 x.unsafe_,
@@ -908,13 +922,7 @@ fn branch(
         Some(u) => {
             let x = g.extracted(u)?;
             let present = format!("({} AND {} != '')", x.has, x.value);
-            let (safe, num) = match &x.typed {
-                Some(t) => (format!("NOT isNaN({})", t.num), t.num.clone()),
-                None => (
-                    safe_number(&x.value, modern),
-                    format!("toFloat64OrZero({})", x.value),
-                ),
-            };
+            let (safe, num) = g.number_of(&x);
             (
                 present.clone(),
                 num,
