@@ -522,11 +522,12 @@ impl<'a> Gen<'a> {
             i += 2;
         };
         let has = format!("({a} < {BEYOND})");
+        // no `if(has, …, '')` around it: a start at or past [`BEYOND`] is past every
+        // line's end, where `substring` gives '' by itself, and the server's lazy `if`
+        // would copy the line column to evaluate its branch.
         let value = match f {
-            None => format!("if({has}, substring(line, {a}), '')"),
-            Some(f) => {
-                format!("if({has}, substring(line, {a}, if({f} = 0, {BEYOND}, {f} - {a})), '')")
-            }
+            None => format!("substring(line, {a})"),
+            Some(f) => format!("substring(line, {a}, if({f} = 0, {BEYOND}, {f} - {a}))"),
         };
         Ext {
             has,
@@ -812,13 +813,27 @@ fn agg_query(plan: &AggPlan, span: &Span<'_>, branch: String, others: bool) -> A
     } else {
         "_g"
     };
-    let group_keys = if key_cols.is_empty() {
+    // Constant group and bucket columns are not grouped by: a constant among the
+    // keys makes the server hash every key together, noticeably slower than the one
+    // string key of a single-bucket `by (label)` query.
+    let mut group_by: Vec<&str> = Vec::new();
+    if span.group.is_none() {
+        group_by.push("_g");
+    }
+    let bucket = if span.buckets == 1 {
+        bucket_sql(span.origin, span.width, span.buckets)
+    } else {
+        group_by.push("_bucket");
+        "_bucket".into()
+    };
+    group_by.extend(key_cols.iter().map(String::as_str));
+    let group_by = if group_by.is_empty() {
         String::new()
     } else {
-        format!(", {}", key_cols.join(", "))
+        format!("GROUP BY {}", group_by.join(", "))
     };
     let agg = format!(
-        "SELECT {fp_col} AS _fp, _bucket, {keys} AS keys,
+        "SELECT {fp_col} AS _fp, {bucket} AS _bucket, {keys} AS keys,
                 toUInt64(countIf(_ok)) AS count,
                 {bytes} AS bytes,
                 {sum} AS sum,
@@ -827,7 +842,7 @@ fn agg_query(plan: &AggPlan, span: &Span<'_>, branch: String, others: bool) -> A
                 toUInt64(countIf(_bad)) AS bad,
                 {other} AS other
          FROM ({branch})
-         GROUP BY _g, _bucket{group_keys}
+         {group_by}
          HAVING count > 0 OR bad > 0 OR other > 0",
         other = if others {
             "toUInt64(countIf(NOT _parsed))"
