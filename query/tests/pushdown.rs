@@ -177,6 +177,13 @@ fn rows() -> Vec<WriteRow> {
         r#"1.2.3.4 - -  [x] "GET /q HTTP/1.1" 200 1"#,
         "1.2.3.4 - - [x] \"GET /nl\nx HTTP/1.1\" 200 1",
         r#"1.2.3.4 - - [x] - - [y] "PUT /w HTTP/1.1" 201 7"#,
+        // a `] "` inside the brackets: the matcher's (first after ` - - [`) is that one
+        r#"1.2.3.4 - - [a] "b] "GET /r HTTP/1.1" 200 1"#,
+        // `] "` without ` - - [`: no path
+        r#"x] "GET /s HTTP/1.1" 200 1"#,
+        // `GET ` leading, ` HTTP/` missing or twice
+        r#"GET /t?u=1 HTTP/1.0 HTTP/2"#,
+        r#"GET /v"#,
     ]
     .iter()
     .enumerate()
@@ -392,6 +399,14 @@ fn queries() -> Vec<(String, bool)> {
         format!(
             r#"sum by (ip) (sum_over_time({{job="nginx"}} | pattern "{PAT}" | unwrap size [15m]))"#
         ),
+        // every capture of the lines the pattern matches partly
+        format!(
+            r#"sum by (ip, method, path, status) (count_over_time({{job="nginx", host="web-2"}} | pattern "{PAT}" [1h]))"#
+        ),
+        // a capture between single characters, then a long literal
+        r#"sum by (path) (count_over_time({job="nginx"} | pattern `<_> "<method> <path> HTTP/<v>` [1h]))"#.into(),
+        // a leading literal
+        r#"sum by (path, v) (count_over_time({job="nginx"} | pattern `GET <path> HTTP/<v>` [1h]))"#.into(),
     ] {
         q.push((s, true));
     }

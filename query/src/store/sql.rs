@@ -63,11 +63,15 @@
 //!   with a backslash are unsafe. `logfmt` never sets `__error__` (not strict).
 //! - `pattern`: on modern servers a chain of `position(line, literal, from)` calls
 //!   (one named column per step) follows Loki's matcher byte for byte; on 18.16 (no
-//!   `from` argument) captures are extracted with one RE2 regex each, literal-anchored
-//!   and lazy, which finds the same first occurrence of every literal as Loki's
-//!   matcher (a capture whose next literal is missing takes the rest of the line, later
-//!   ones are absent). The capture's preceding literal is captured too, so an empty
-//!   match (absent) and an empty value (present, `""`) differ.
+//!   `from` argument) captures are extracted with one RE2 regex each, which finds the
+//!   same first occurrence of every literal as Loki's matcher (a capture whose next
+//!   literal is missing takes the rest of the line, later ones are absent). Where the
+//!   literals before a capture are long ones, then single characters, the regex starts
+//!   at the last long literal, whose first occurrence `position` checks against the
+//!   one before (a row where it comes earlier is unsafe), and reads `[^c]*c` on
+//!   ([`Gen::pattern_by_anchor`]); otherwise it is anchored at the start and lazy.
+//!   The capture's preceding literal is captured too, so an empty match (absent) and
+//!   an empty value (present, `""`) differ.
 //! - numbers: a value is compared or summed on the server only when it is plain
 //!   decimal text with at most 15 digits (integers on 18.16), which every float parser
 //!   rounds the same; another value would fail or might differ, so the row is unsafe.
@@ -335,7 +339,8 @@ impl<'a> Gen<'a> {
                 Some(if self.modern {
                     self.pattern_by_position(&nodes, at)
                 } else {
-                    pattern_by_regex(&nodes, at)
+                    self.pattern_by_anchor(&nodes, at)
+                        .unwrap_or_else(|| pattern_by_regex(&nodes, at))
                 })
             }
         }
@@ -536,6 +541,122 @@ impl<'a> Gen<'a> {
             unsafe_str: "0".into(),
             typed: None,
         }
+    }
+}
+
+/// RE2 source matching the literal `s`, escaping only what RE2 needs outside a class
+/// (the server takes a required substring from such a regex; `\]` or `\"` would
+/// end it there).
+fn re_literal(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if "\\|()^$.[?*+{".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// `[^c]*`: the text up to the first `c` (one character).
+fn re_until(c: &str) -> String {
+    let mut out = String::from("[^");
+    for ch in c.chars() {
+        if "\\]^-[".contains(ch) {
+            out.push('\\');
+        }
+        out.push(ch);
+    }
+    out.push_str("]*");
+    out
+}
+
+impl Gen<'_> {
+    /// The capture at node `at` on 18.16, when the literals after the last one of
+    /// several characters before it are single characters: that last long literal's
+    /// first occurrence in the line, and each long one before it, found by
+    /// `position(line, literal)` (no `from` argument there). Such a first occurrence
+    /// is Loki's when it starts at or past the end of the previous literal; a row
+    /// where it starts before is unsafe. From that literal one RE2 regex reads on
+    /// with `[^c]*c` for the single characters (Loki's next occurrence of `c`), which
+    /// is fast where the lazy [`pattern_by_regex`] is not. `None`: not this form.
+    fn pattern_by_anchor(&mut self, nodes: &[Node], at: usize) -> Option<Ext> {
+        let Some(Node::Literal(lead)) = at.checked_sub(1).map(|i| &nodes[i]) else {
+            return None;
+        };
+        let leading = match nodes.first() {
+            Some(Node::Literal(l)) => Some(l),
+            _ => None,
+        };
+        let first = usize::from(leading.is_some());
+        let long = |i: usize| matches!(&nodes[i], Node::Literal(l) if l.chars().count() > 1);
+        let anchor = (first..at).rev().find(|&i| long(i));
+        // the literals up to the anchor, each checked where it first occurs: long
+        // ones only (a single character's first occurrence is seldom Loki's)
+        let (mut ok, mut end) = match leading {
+            Some(l) => (
+                format!("startsWith(line, {})", quote(l)),
+                (l.len() + 1).to_string(),
+            ),
+            None => ("1".to_string(), "1".to_string()),
+        };
+        let mut unsafe_ = Vec::new();
+        for node in &nodes[first..anchor.map_or(first, |a| a + 1)] {
+            let Node::Literal(l) = node else {
+                continue;
+            };
+            if l.chars().count() == 1 {
+                return None;
+            }
+            let p = self.def(format!("position(line, {})", quote(l)));
+            if end != "1" {
+                unsafe_.push(format!("({ok} AND {p} > 0 AND {p} < {end})"));
+            }
+            ok = self.def(format!("({ok} AND {p} >= {end})"));
+            end = format!("({p} + {})", l.len());
+        }
+        let mut re = String::from(if anchor.is_some() { "(?s)" } else { "(?s)^" });
+        for k in anchor.unwrap_or(0)..at - 1 {
+            match &nodes[k] {
+                Node::Literal(l) => re.push_str(&re_literal(l)),
+                Node::Capture(_) => match nodes.get(k + 1) {
+                    Some(Node::Literal(c)) if c.chars().count() == 1 => re.push_str(&re_until(c)),
+                    _ => return None,
+                },
+            }
+        }
+        re.push('(');
+        re.push_str(&re_literal(lead));
+        match nodes.get(at + 1) {
+            None => re.push_str(".*)"),
+            Some(Node::Literal(c)) if c.chars().count() == 1 => {
+                re.push_str(&re_until(c));
+                re.push(')');
+            }
+            Some(Node::Literal(next)) => {
+                re.push_str(".*?)(?:");
+                re.push_str(&re_literal(next));
+                re.push_str("|$)");
+            }
+            Some(Node::Capture(_)) => return None,
+        }
+        let x = self.def(format!("extract(line, {})", quote(&re)));
+        let value = format!("substring({x}, {})", lead.len() + 1);
+        Some(Ext {
+            has: format!("({ok} AND {x} != '')"),
+            value: if anchor.is_some() {
+                self.def(format!("if({ok}, {value}, '')"))
+            } else {
+                value
+            },
+            unsafe_: if unsafe_.is_empty() {
+                "0".into()
+            } else {
+                format!("({})", unsafe_.join(" OR "))
+            },
+            unsafe_str: "0".into(),
+            typed: None,
+        })
     }
 }
 
@@ -1179,18 +1300,58 @@ mod tests {
             "{}",
             x.value
         );
+        // after the long literals, single spaces: one regex from the last long one,
+        // whose first occurrence is checked against the one before
         let x = g.extracted("path").expect("pattern");
-        assert!(x.has.contains("!= ''"));
+        assert!(x.has.contains("!= ''"), "{}", x.has);
+        let defs = |g: &Gen<'_>| -> Vec<String> { g.defs.iter().map(|(_, e)| e.clone()).collect() };
+        let d = defs(&g);
         assert!(
-            x.value.starts_with("substring(extract(line, '(??s)^.*??"),
-            "{}",
-            x.value
+            d.contains(&r#"extract(line, '(??s)] "[^ ]*( [^ ]*)')"#.to_string()),
+            "{d:?}"
         );
-        assert!(x.value.ends_with(", 2)"), "{}", x.value);
+        assert!(d.contains(&"position(line, ' - [')".to_string()), "{d:?}");
+        assert!(d.contains(&r#"position(line, '] "')"#.to_string()), "{d:?}");
+        assert!(x.unsafe_.contains(" < "), "{}", x.unsafe_);
+        // a single character before a long literal: the lazy regex
         let x = g.extracted("status").expect("pattern");
         assert!(x.value.contains(r#"(\\" .*)"#), "{}", x.value);
         assert_eq!(g.extracted("nope").expect("absent").has, "0");
         assert_eq!(g.extracted("_").expect("absent").has, "0");
+    }
+
+    #[test]
+    fn pattern_anchor_forms() {
+        let p = PushParser::Pattern(r#"GET <path>?<query> HTTP/<v>"#.into());
+        let mut g = gen_for(&p, false);
+        // the leading literal anchors the regex; `?` escaped, up to the next `?`
+        let x = g.extracted("path").expect("pattern");
+        assert_eq!(x.unsafe_, "0");
+        assert!(x.has.starts_with("(startsWith(line, 'GET ')"), "{}", x.has);
+        let e: Vec<&str> = g.defs.iter().map(|(_, e)| e.as_str()).collect();
+        assert!(e.contains(&"extract(line, '(??s)^(GET [^??]*)')"), "{e:?}");
+        // a long literal after the capture: lazy up to it or the end
+        let x = g.extracted("query").expect("pattern");
+        assert_eq!(x.unsafe_, "0");
+        let e: Vec<&str> = g.defs.iter().map(|(_, e)| e.as_str()).collect();
+        assert!(
+            e.contains(&"extract(line, '(??s)^GET [^??]*(\\\\??.*??)(??: HTTP/|$)')"),
+            "{e:?}"
+        );
+        // a single character before a long literal: the lazy regex
+        let x = g.extracted("v").expect("pattern");
+        assert!(x.value.contains("'(??s)^GET .*??"), "{}", x.value);
+        // a long literal after a capture: checked where it first occurs, then read on
+        let p = PushParser::Pattern("<_> took <d> ms, <n> rows".into());
+        let mut g = gen_for(&p, false);
+        let x = g.extracted("n").expect("pattern");
+        let e: Vec<&str> = g.defs.iter().map(|(_, e)| e.as_str()).collect();
+        assert_eq!(&e[..2], ["position(line, ' took ')", "(1 AND _d0 >= 1)"]);
+        assert_eq!(x.unsafe_, "((_d1 AND _d2 > 0 AND _d2 < (_d0 + 6)))");
+        assert!(
+            e.contains(&"extract(line, '(??s)( ms, .*??)(??: rows|$)')"),
+            "{e:?}"
+        );
     }
 
     #[test]
