@@ -544,13 +544,11 @@ impl<'a> Gen<'a> {
     }
 }
 
-/// RE2 source matching the literal `s`, escaping only what RE2 needs outside a class
-/// (the server takes a required substring from such a regex; `\]` or `\"` would
-/// end it there).
-fn re_literal(s: &str) -> String {
+/// `s` with a backslash before each character of `special`.
+fn backslashed(s: &str, special: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
-        if "\\|()^$.[?*+{".contains(c) {
+        if special.contains(c) {
             out.push('\\');
         }
         out.push(c);
@@ -558,17 +556,16 @@ fn re_literal(s: &str) -> String {
     out
 }
 
+/// RE2 source matching the literal `s`, escaping only what RE2 needs outside a class
+/// (the server takes a required substring from such a regex; `\]` or `\"` would
+/// end it there).
+fn re_literal(s: &str) -> String {
+    backslashed(s, "\\|()^$.[?*+{")
+}
+
 /// `[^c]*`: the text up to the first `c` (one character).
 fn re_until(c: &str) -> String {
-    let mut out = String::from("[^");
-    for ch in c.chars() {
-        if "\\]^-[".contains(ch) {
-            out.push('\\');
-        }
-        out.push(ch);
-    }
-    out.push_str("]*");
-    out
+    format!("[^{}]*", backslashed(c, "\\]^-["))
 }
 
 impl Gen<'_> {
