@@ -7,9 +7,10 @@
 //! `ARGUS_BENCH_CLICKHOUSE_URL` (default `http://127.0.0.1:18125`; reused when it
 //! already holds the same number of lines, `--reload` forces a reload), then runs each
 //! query warm `ARGUS_BENCH_REPS` (5) times both ways, checks that the answers agree and
-//! prints a markdown table. Run: `cargo bench -p argus-query --bench logql_vs_sql`
-//! (`ARGUS_BENCH_ONLY=json,pattern` runs the queries whose names contain one of
-//! those words).
+//! prints a markdown table: medians, minimums, the ratio of the medians and the median
+//! of the run-by-run ratios (each Argus run against the SQL run after it). Run:
+//! `cargo bench -p argus-query --bench logql_vs_sql` (`ARGUS_BENCH_ONLY=json,pattern`
+//! runs the queries whose names contain one of those words).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -527,9 +528,9 @@ async fn main() {
         if modern { "current" } else { "18.16" }
     );
     println!(
-        "| query | Argus median ms | Argus min ms | SQL median ms | SQL min ms | ratio | agree |"
+        "| query | Argus median ms | Argus min ms | SQL median ms | SQL min ms | ratio | paired ratio | agree |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---|");
+    println!("|---|---:|---:|---:|---:|---:|---:|---|");
     let only = std::env::var("ARGUS_BENCH_ONLY").unwrap_or_default();
     for b in benches(modern) {
         if !only.is_empty() && !only.split(',').any(|o| b.name.contains(o)) {
@@ -589,9 +590,13 @@ async fn main() {
         }
         let min = |v: &[f64]| v.iter().copied().fold(f64::INFINITY, f64::min);
         let (amin, smin) = (min(&ta), min(&ts));
+        // each Argus run against the SQL run right after it: a slow spell of the
+        // machine slows both, so the median of these ratios moves less between runs
+        let mut paired: Vec<f64> = ta.iter().zip(&ts).map(|(a, s)| a / s).collect();
+        let pr = median(&mut paired);
         let (am, sm) = (median(&mut ta), median(&mut ts));
         println!(
-            "| {} | {am:.0} | {amin:.0} | {sm:.0} | {smin:.0} | {:.2} | {} |",
+            "| {} | {am:.0} | {amin:.0} | {sm:.0} | {smin:.0} | {:.2} | {pr:.2} | {} |",
             b.name,
             am / sm,
             if ok { "yes" } else { "NO" }
