@@ -563,6 +563,11 @@ fn re_literal(s: &str) -> String {
     backslashed(s, "\\|()^$.[?*+{")
 }
 
+/// A literal of one character, which [`re_until`] reads up to.
+fn one_char(s: &str) -> bool {
+    s.chars().count() == 1
+}
+
 /// `[^c]*`: the text up to the first `c` (one character).
 fn re_until(c: &str) -> String {
     format!("[^{}]*", backslashed(c, "\\]^-["))
@@ -586,8 +591,9 @@ impl Gen<'_> {
             _ => None,
         };
         let first = usize::from(leading.is_some());
-        let long = |i: usize| matches!(&nodes[i], Node::Literal(l) if l.chars().count() > 1);
-        let anchor = (first..at).rev().find(|&i| long(i));
+        let anchor = (first..at)
+            .rev()
+            .find(|&i| matches!(&nodes[i], Node::Literal(l) if !one_char(l)));
         // the literals up to the anchor, each checked where it first occurs: long
         // ones only (a single character's first occurrence is seldom Loki's)
         let (mut ok, mut end) = match leading {
@@ -602,7 +608,7 @@ impl Gen<'_> {
             let Node::Literal(l) = node else {
                 continue;
             };
-            if l.chars().count() == 1 {
+            if one_char(l) {
                 return None;
             }
             let p = self.def(format!("position(line, {})", quote(l)));
@@ -617,7 +623,7 @@ impl Gen<'_> {
             match &nodes[k] {
                 Node::Literal(l) => re.push_str(&re_literal(l)),
                 Node::Capture(_) => match nodes.get(k + 1) {
-                    Some(Node::Literal(c)) if c.chars().count() == 1 => re.push_str(&re_until(c)),
+                    Some(Node::Literal(c)) if one_char(c) => re.push_str(&re_until(c)),
                     _ => return None,
                 },
             }
@@ -626,7 +632,7 @@ impl Gen<'_> {
         re.push_str(&re_literal(lead));
         match nodes.get(at + 1) {
             None => re.push_str(".*)"),
-            Some(Node::Literal(c)) if c.chars().count() == 1 => {
+            Some(Node::Literal(c)) if one_char(c) => {
                 re.push_str(&re_until(c));
                 re.push(')');
             }
@@ -1301,20 +1307,24 @@ mod tests {
         // whose first occurrence is checked against the one before
         let x = g.extracted("path").expect("pattern");
         assert!(x.has.contains("!= ''"), "{}", x.has);
-        let defs = |g: &Gen<'_>| -> Vec<String> { g.defs.iter().map(|(_, e)| e.clone()).collect() };
-        let d = defs(&g);
+        let d = exprs(&g);
         assert!(
-            d.contains(&r#"extract(line, '(??s)] "[^ ]*( [^ ]*)')"#.to_string()),
+            d.contains(&r#"extract(line, '(??s)] "[^ ]*( [^ ]*)')"#),
             "{d:?}"
         );
-        assert!(d.contains(&"position(line, ' - [')".to_string()), "{d:?}");
-        assert!(d.contains(&r#"position(line, '] "')"#.to_string()), "{d:?}");
+        assert!(d.contains(&"position(line, ' - [')"), "{d:?}");
+        assert!(d.contains(&r#"position(line, '] "')"#), "{d:?}");
         assert!(x.unsafe_.contains(" < "), "{}", x.unsafe_);
         // a single character before a long literal: the lazy regex
         let x = g.extracted("status").expect("pattern");
         assert!(x.value.contains(r#"(\\" .*)"#), "{}", x.value);
         assert_eq!(g.extracted("nope").expect("absent").has, "0");
         assert_eq!(g.extracted("_").expect("absent").has, "0");
+    }
+
+    /// The named expressions generated so far.
+    fn exprs<'g>(g: &'g Gen<'_>) -> Vec<&'g str> {
+        g.defs.iter().map(|(_, e)| e.as_str()).collect()
     }
 
     #[test]
@@ -1325,12 +1335,12 @@ mod tests {
         let x = g.extracted("path").expect("pattern");
         assert_eq!(x.unsafe_, "0");
         assert!(x.has.starts_with("(startsWith(line, 'GET ')"), "{}", x.has);
-        let e: Vec<&str> = g.defs.iter().map(|(_, e)| e.as_str()).collect();
+        let e = exprs(&g);
         assert!(e.contains(&"extract(line, '(??s)^(GET [^??]*)')"), "{e:?}");
         // a long literal after the capture: lazy up to it or the end
         let x = g.extracted("query").expect("pattern");
         assert_eq!(x.unsafe_, "0");
-        let e: Vec<&str> = g.defs.iter().map(|(_, e)| e.as_str()).collect();
+        let e = exprs(&g);
         assert!(
             e.contains(&"extract(line, '(??s)^GET [^??]*(\\\\??.*??)(??: HTTP/|$)')"),
             "{e:?}"
@@ -1342,7 +1352,7 @@ mod tests {
         let p = PushParser::Pattern("<_> took <d> ms, <n> rows".into());
         let mut g = gen_for(&p, false);
         let x = g.extracted("n").expect("pattern");
-        let e: Vec<&str> = g.defs.iter().map(|(_, e)| e.as_str()).collect();
+        let e = exprs(&g);
         assert_eq!(&e[..2], ["position(line, ' took ')", "(1 AND _d0 >= 1)"]);
         assert_eq!(x.unsafe_, "((_d1 AND _d2 > 0 AND _d2 < (_d0 + 6)))");
         assert!(
