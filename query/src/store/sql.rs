@@ -17,9 +17,9 @@
 //! servers in layers of subqueries, see [`layered`]), and on modern servers runs with
 //! `short_circuit_function_evaluation` off: every expression here is total (no
 //! function can throw on any row), and short-circuiting cheap string functions costs
-//! more than evaluating them. Rows are
-//! grouped by stream group (a constant when all streams share their grouping labels),
-//! bucket and extracted keys. A second query returns the unsafe rows themselves: the
+//! more than evaluating them. Rows are grouped by stream group, bucket and extracted
+//! keys (a constant group, all streams sharing their grouping labels, or a single
+//! bucket is left out of `GROUP BY`). A second query returns the unsafe rows themselves: the
 //! engine runs them through its pipeline (see [`super::pushdown::AggAnswer`]).
 //!
 //! JSON with label filters on modern servers runs in two stages: the first drops the
@@ -224,6 +224,11 @@ struct Typed {
 }
 
 impl Ext {
+    /// The label is set to a non-empty value (what `unwrap` reads).
+    fn present(&self) -> String {
+        format!("({} AND {} != '')", self.has, self.value)
+    }
+
     fn absent() -> Ext {
         Ext {
             has: "0".into(),
@@ -528,8 +533,7 @@ impl<'a> Gen<'a> {
         };
         let has = format!("({a} < {BEYOND})");
         // no `if(has, …, '')` around it: a start at or past [`BEYOND`] is past every
-        // line's end, where `substring` gives '' by itself, and the server's lazy `if`
-        // would copy the line column to evaluate its branch.
+        // line's end, where `substring` gives '' by itself
         let value = match f {
             None => format!("substring(line, {a})"),
             Some(f) => format!("substring(line, {a}, if({f} = 0, {BEYOND}, {f} - {a}))"),
@@ -1060,7 +1064,7 @@ fn branch(
     let (present, value, unsafe_unwrap) = match &plan.unwrap {
         Some(u) => {
             let x = g.extracted(u)?;
-            let present = format!("({} AND {} != '')", x.has, x.value);
+            let present = x.present();
             let (safe, num) = g.number_of(&x);
             (
                 present.clone(),
@@ -1129,7 +1133,7 @@ fn branch(
         let present = match &plan.unwrap {
             Some(u) => {
                 let x = c.extracted(u)?;
-                format!("({} OR ({} AND {} != ''))", x.unsafe_, x.has, x.value)
+                format!("({} OR {})", x.unsafe_, x.present())
             }
             None => "1".into(),
         };
